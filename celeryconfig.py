@@ -1,0 +1,59 @@
+"""Celery settings for every Litink process. Values come from config/, read once.
+
+Why each non-default setting is here:
+- JSON only: no pickle, and any producer that knows a task name can talk to the workers.
+- acks_late + reject_on_worker_lost: a job is never lost to a crash; it can run twice, so
+  every task is idempotent (see workers/jobs.py).
+- prefetch 1: a worker never sits on messages it is not running, or priority would be hidden.
+- visibility_timeout: Redis redelivers a message not acked this many seconds after it was
+  fetched. It must exceed the longest task (task_time_limit) plus any countdown we schedule
+  (capped in workers/model_chain.py), or a healthy task would be delivered twice.
+- priority: on Redis 0 is the highest priority. `queue_order_strategy='priority'` with
+  explicit `priority_steps` makes a worker consuming several queues BRPOP over
+  (priority step x queue), so the message priority decides first. kombu's default `sep`
+  is kept, so stock producers interoperate.
+"""
+
+from kombu import Queue
+
+from config import get_catalog, get_settings
+
+_settings = get_settings()
+_catalog = get_catalog()
+
+broker_url = _settings.redis_url
+result_backend = _settings.redis_url
+broker_connection_retry_on_startup = True
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = _settings.task_time_limit
+result_expires = 7 * 24 * 3600
+result_extended = False
+
+task_queues = [Queue(name, routing_key=name) for name in _catalog.queues()]
+task_default_queue = "intake"
+task_default_priority = 0  # intake and control tasks; tier tasks carry their tier's priority
+task_routes = {"litink.*": {"queue": "intake"}}  # tier tasks are routed explicitly at hand-over
+broker_transport_options = {
+    "visibility_timeout": _settings.visibility_timeout,
+    "queue_order_strategy": "priority",
+    "priority_steps": _catalog.priority_steps(),
+}
+result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
+
+# Flower and metrics need task events.
+worker_send_task_events = True
+task_send_sent_event = True
+
+timezone = "UTC"
+enable_utc = True
+worker_hijack_root_logger = False
+
+from tasks.schedule import beat_schedule  # noqa: E402  (the schedule lives next to its tasks)

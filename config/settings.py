@@ -1,0 +1,94 @@
+"""Typed settings, read once from the environment and `.env`.
+
+Nothing else in the project reads ``os.environ``: ask :func:`get_settings`.
+Secrets are :class:`pydantic.SecretStr`, so ``repr()`` and logs show ``**********``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+DEFAULT_VISIBILITY_TIMEOUT = 3600
+DEFAULT_METRICS_PORT = 9808
+DEFAULT_WEBHOOK_PORT = 8081
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Services. Unset means "start embedded ones" for the demo and tests (see workers.embedded).
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    # OpenRouter.
+    openrouter_api_key: SecretStr | None = None
+    openrouter_base_url: str = OPENROUTER_BASE_URL
+    openrouter_referer: str = "https://litink.ai"
+    openrouter_title: str = "LitinkAI"
+    openrouter_connect_timeout: float = 5.0
+    openrouter_read_timeout: float = 60.0
+    # A Retry-After longer than this gives the worker slot back (a Celery retry with countdown).
+    retry_in_process_cap_seconds: float = 10.0
+    # Shared provider budget, delays calls rather than rejecting them; 0 turns a limit off.
+    provider_requests_per_minute: int = 0
+    provider_concurrency_per_model: int = 0
+
+    # Celery. A message fetched but not acked within this many seconds is delivered again.
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
+    # Hard limit of one tier task; with the threads pool it is enforced by the HTTP timeouts.
+    task_time_limit: int = 600
+
+    # Tiers, quotas and limits.
+    tier_catalog_path: str | None = None
+    quota_period: Literal["calendar", "billing"] = "calendar"
+    past_due_grace_days: int = 7
+    rate_limit_fail_open: bool = True
+    spend_alert_fraction: Decimal = Decimal("0.8")
+    alert_webhook_url: str | None = None
+    cost_alert_daily_usd: Decimal | None = None
+    cost_alert_monthly_usd: Decimal | None = None
+
+    # Stripe.
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_webhook_tolerance: int = 300
+    stripe_api_base: str | None = None  # a local fake in tests; unset means Stripe itself
+    stripe_price_basic: str | None = None
+    stripe_price_standard: str | None = None
+    stripe_price_premium: str | None = None
+    stripe_price_professional: str | None = None
+    stripe_price_enterprise: str | None = None
+
+    # Operations.
+    flower_basic_auth: SecretStr | None = None
+    metrics_port: int = DEFAULT_METRICS_PORT
+    webhook_port: int = DEFAULT_WEBHOOK_PORT
+    webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    log_json: bool = True
+    log_level: str = "INFO"
+
+    def stripe_price(self, tier: str) -> str | None:
+        """The Stripe price id that buys ``tier``, if one is configured."""
+        return getattr(self, f"stripe_price_{tier}", None)
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set (the demo and tests start an embedded Postgres)")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not set (the demo and tests start an embedded Redis)")
+        return self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Postgres: the models, sessions and migrations."""

@@ -1,0 +1,45 @@
+"""Bring a database to the newest schema, safely when two deploys migrate at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, pool, text
+
+from db.session import sqlalchemy_url
+
+ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
+# Any constant works; it only has to be the same for every migrating process.
+MIGRATION_LOCK_KEY = 0x6C6974696E6B  # "litink"
+
+
+def alembic_config() -> Config:
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(ALEMBIC_INI.parent / "migrations"))
+    return cfg
+
+
+def upgrade_to_head(database_url: str) -> None:
+    """Run every pending migration under a session-level advisory lock.
+
+    The second of two concurrent callers waits for the lock, then finds nothing to do.
+    A short lock_timeout keeps a migration from queueing forever behind live traffic.
+    """
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                conn.execute(text("SET lock_timeout = '15s'"))
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                conn.commit()
+    finally:
+        engine.dispose()

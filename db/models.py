@@ -1,0 +1,208 @@
+"""The tables operators query. Money is NUMERIC; idempotency is a unique constraint."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, CreatedAt, Money, UtcTime
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "rejected")
+SUBSCRIPTION_STATUSES = ("active", "past_due", "canceled")
+
+
+class Job(Base):
+    """One submitted script or analysis. The id is the Celery task id."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16), comment="script or analysis")
+    type: Mapped[str] = mapped_column(String(32), comment="cinematic, summary, ...")
+    tier: Mapped[str] = mapped_column(String(32), comment="tier at submission")
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[Any | None] = mapped_column(JSONB)
+    retry_after: Mapped[int | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    notify: Mapped[str | None] = mapped_column(String(200), comment="task name sent the final JobResult")
+    content_chars: Mapped[int] = mapped_column(comment="size of the submitted content")
+    result_content: Mapped[str | None] = mapped_column(Text)
+    model_used: Mapped[str | None] = mapped_column(String(128))
+    used_fallback: Mapped[bool] = mapped_column(server_default=text("false"))
+    prompt_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    completion_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    cost_usd: Mapped[Money] = mapped_column(server_default=text("0"))
+    quota_period: Mapped[date | None] = mapped_column(Date, comment="period the quota unit was taken from")
+    quota_refunded: Mapped[bool] = mapped_column(server_default=text("false"))
+    lease_until: Mapped[UtcTime | None] = mapped_column(comment="a running tier task owns the job until then")
+    deliveries: Mapped[int] = mapped_column(server_default=text("0"), comment="times a tier task claimed it")
+    created_at: Mapped[CreatedAt]
+    started_at: Mapped[UtcTime | None]
+    finished_at: Mapped[UtcTime | None]
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),
+        CheckConstraint("kind IN ('script', 'analysis')", name="kind"),
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_jobs_created_at", "created_at"),
+    )
+
+
+class LlmCall(Base):
+    """One OpenRouter attempt, success or failure. Written once per (job, attempt)."""
+
+    __tablename__ = "llm_calls"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(comment="1-based, across models and redeliveries")
+    tier: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128), comment="model requested")
+    model_served: Mapped[str | None] = mapped_column(String(128), comment="response.model")
+    prompt_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    completion_tokens: Mapped[int] = mapped_column(server_default=text("0"))
+    cost_usd: Mapped[Money] = mapped_column(server_default=text("0"))
+    cost_source: Mapped[str] = mapped_column(
+        String(16), comment="provider (usage.cost), catalog (model_prices), config (tier catalog) or none"
+    )
+    status: Mapped[str] = mapped_column(String(16), comment="ok, retry, fallback or fatal")
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    http_status: Mapped[int | None]
+    latency_ms: Mapped[int]
+    generation_id: Mapped[str | None] = mapped_column(String(128), comment="OpenRouter generation id")
+    created_at: Mapped[CreatedAt]
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt"),
+        CheckConstraint("cost_source IN ('provider', 'catalog', 'config', 'none')", name="cost_source"),
+        Index("ix_llm_calls_created_at", "created_at"),
+    )
+
+
+class Subscription(Base):
+    """A user's current subscription. No row (or a lapsed one) means the default tier."""
+
+    __tablename__ = "subscriptions"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    current_period_start: Mapped[UtcTime | None]
+    current_period_end: Mapped[UtcTime | None]
+    past_due_since: Mapped[UtcTime | None]
+    state_at: Mapped[UtcTime | None] = mapped_column(
+        comment="creation time of the newest Stripe event applied; older events never overwrite"
+    )
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[CreatedAt]
+
+    __table_args__ = (CheckConstraint(f"status IN {SUBSCRIPTION_STATUSES}", name="status"),)
+
+
+class SubscriptionChange(Base):
+    """History of tier moves, for upgrade and downgrade counts."""
+
+    __tablename__ = "subscription_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    from_tier: Mapped[str] = mapped_column(String(32))
+    to_tier: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(16), comment="upgrade, downgrade or lateral")
+    source: Mapped[str] = mapped_column(String(32), comment="operator or stripe")
+    changed_at: Mapped[CreatedAt]
+
+
+class QuotaUsage(Base):
+    """Units and spend of one user in one quota period. Keyed by period, so resets are free."""
+
+    __tablename__ = "quota_usage"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    period_end: Mapped[date] = mapped_column(Date, comment="exclusive")
+    scripts_used: Mapped[int] = mapped_column(server_default=text("0"))
+    analyses_used: Mapped[int] = mapped_column(server_default=text("0"))
+    spend_usd: Mapped[Money] = mapped_column(server_default=text("0"), comment="settled LLM cost")
+    updated_at: Mapped[CreatedAt]
+
+    __table_args__ = (
+        CheckConstraint("scripts_used >= 0 AND analyses_used >= 0", name="non_negative"),
+    )
+
+
+class QuotaPeriodSummary(Base):
+    """A closed period per user, written once by the monthly reset."""
+
+    __tablename__ = "quota_period_summaries"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    period_end: Mapped[date] = mapped_column(Date)
+    tier: Mapped[str] = mapped_column(String(32))
+    scripts_used: Mapped[int]
+    analyses_used: Mapped[int]
+    spend_usd: Mapped[Money]
+    closed_at: Mapped[CreatedAt]
+
+
+class Alert(Base):
+    """An alert raised once per subject, threshold and period."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), comment="spend_soft_cap, cost_daily, cost_monthly")
+    subject: Mapped[str] = mapped_column(String(128), comment="user id or 'system'")
+    period: Mapped[str] = mapped_column(String(32))
+    threshold: Mapped[Money]
+    value: Mapped[Money]
+    created_at: Mapped[CreatedAt]
+
+    __table_args__ = (UniqueConstraint("kind", "subject", "period", "threshold"),)
+
+
+class StripeEvent(Base):
+    """Each Stripe event id, processed once."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    created: Mapped[UtcTime] = mapped_column(comment="event.created from Stripe")
+    outcome: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[CreatedAt]
+
+
+class ModelPrice(Base):
+    """OpenRouter's price list, per token, refreshed by `litink models sync` and beat."""
+
+    __tablename__ = "model_prices"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    prompt_price: Mapped[Money]
+    completion_price: Mapped[Money]
+    request_price: Mapped[Money] = mapped_column(server_default=text("0"))
+    context_length: Mapped[int | None]
+    listed: Mapped[bool] = mapped_column(comment="present in the latest /models answer")
+    synced_at: Mapped[UtcTime]

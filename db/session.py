@@ -1,0 +1,43 @@
+"""Engines and transactions. One engine per process and URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Connection, Engine, create_engine
+
+from config.settings import get_settings
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@lru_cache(maxsize=4)
+def _engine(url: str, pid: int) -> Engine:
+    # Keyed by pid: a forked pool child must never share its parent's sockets.
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=20,
+        max_overflow=40,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def get_engine(url: str | None = None) -> Engine:
+    return _engine(url or get_settings().require_database_url(), os.getpid())
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[Connection]:
+    """A connection inside one transaction, committed on success."""
+    with get_engine(url).begin() as conn:
+        yield conn

@@ -1,0 +1,1 @@
+"""The Celery app and the services its tasks use."""
