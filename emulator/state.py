@@ -1,0 +1,46 @@
+"""Everything one running emulator remembers: faults, latency, routing and the call log.
+
+The state lives on the aiohttp application and is touched only from its event loop,
+so it needs no locks.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .calllog import DEFAULT_CAPACITY, CallLog
+from .faults import FaultBook
+
+__all__ = ["EmulatorState", "STATE"]
+
+
+@dataclass
+class EmulatorState:
+    """Mutable settings and records of one emulator instance."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    faults: FaultBook = field(default_factory=FaultBook)
+    served_as: dict[str, str] = field(default_factory=dict)  # requested id -> id reported as serving
+    calls: CallLog = field(default_factory=lambda: CallLog(DEFAULT_CAPACITY))
+
+    def delay_seconds(self) -> float:
+        """This call's simulated upstream latency: latency_ms ± a uniform jitter, never negative."""
+        delay = self.latency_ms
+        if self.jitter_ms:
+            delay += random.uniform(-self.jitter_ms, self.jitter_ms)
+        return max(0.0, delay) / 1000.0
+
+    def reset(self) -> None:
+        """Back to a fresh emulator: no faults, no latency, no routing, empty log."""
+        self.latency_ms = 0.0
+        self.jitter_ms = 0.0
+        self.faults.clear()
+        self.served_as.clear()
+        self.calls.reset()
+
+
+STATE: web.AppKey[EmulatorState] = web.AppKey("emulator_state", EmulatorState)
