@@ -96,7 +96,10 @@ class CallLog:
 
     def recent(self, limit: int | None = None, model: str | None = None) -> list[CallRecord]:
         """Records oldest first, optionally only one model's and only the last ``limit``."""
-        records = [r for r in self._records.values() if model is None or model in (r.model, r.requested_model)]
+        records = [
+            r for r in self._records.values()
+            if model is None or model in (r.model, r.requested_model)
+        ]
         if limit is not None:
             records = records[-limit:] if limit > 0 else []
         return records

@@ -7,8 +7,10 @@ hundreds of slow calls at once, which is what benchmarks against it need.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +25,7 @@ from .responses import completion_body, new_generation_id, stream_chunk, usage_b
 from .state import STATE, EmulatorState
 from .writer import compose_reply, count_prompt_tokens, message_text
 
-__all__ = ["chat_completions"]
+__all__ = ["PROCESSING_COMMENT", "chat_completions"]
 
 PROCESSING_COMMENT = b": OPENROUTER PROCESSING\n\n"
 _WORDS_PER_CHUNK = 3
@@ -35,21 +37,32 @@ _NON_JSON_BODY = (
 
 @dataclass
 class Call:
-    """One validated request and what is known about it so far."""
+    """One request as the handler sees it: who asked for what, and when."""
 
     generation_id: str
     requested: str
-    model: ModelInfo  # the model reported as serving (after served_as)
+    model: ModelInfo | None  # the model reported as serving (after served_as); None if unknown
     messages: list[Any]
     max_tokens: int | None
     stream: bool
     arrived: float  # wall clock, for the log
-    started: float  # monotonic, for latency
+    started: float  # monotonic, for the measured latency
     referer: str | None
     title: str | None
 
-    def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self.started) * 1000)
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a 200 answer carries."""
+
+    words: list[str]
+    finish_reason: str
+    prompt_tokens: int
+    error: dict[str, Any] | None = None
+
+    @property
+    def content(self) -> str:
+        return " ".join(self.words)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -59,32 +72,21 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     arrived, started = time.time(), time.monotonic()
     try:
-        payload = await request.json(loads=_loads_object)
+        payload = json.loads(await request.text())
     except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
         return error_response(400, "Request body must be a JSON object")
 
+    call = _new_call(state, request, payload, arrived, started)
     problem = _validation_problem(payload)
-    requested = payload.get("model") if isinstance(payload.get("model"), str) else ""
-    if problem is None and find_model(requested) is None:
-        problem = f"{requested or '(no model)'} is not a valid model ID"
+    if problem is None and call.model is None:
+        problem = f"{call.requested} is not a valid model ID"
     if problem is not None:
-        _record_failure(state, requested, 400, None, arrived, started, payload, request)
+        _record(state, call, 400, None, None)
         return error_response(400, problem)
 
-    served_id = state.served_as.get(requested, requested)
-    call = Call(
-        generation_id=new_generation_id(),
-        requested=requested,
-        model=find_model(served_id) or _renamed(find_model(requested), served_id),
-        messages=payload["messages"],
-        max_tokens=payload.get("max_tokens"),
-        stream=bool(payload.get("stream")),
-        arrived=arrived,
-        started=started,
-        referer=request.headers.get("HTTP-Referer"),
-        title=request.headers.get("X-Title"),
-    )
-    rule = state.faults.take(requested)
+    rule = state.faults.take(call.requested)
     if rule is not None and rule.kind == "hang":
         await asyncio.sleep(rule.delay_s)
     if rule is not None and (rule.kind in ERROR_KINDS or rule.kind == "non_json"):
@@ -94,17 +96,39 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if call.stream:
         return await _stream(request, state, call, fault)
     await asyncio.sleep(state.delay_seconds())
-    body, headers = _complete(state, call, fault)
-    return json_response(body, headers=headers)
+    return _complete(state, call, fault)
 
 
-def _loads_object(text: str) -> dict:
-    import json
+def _new_call(
+    state: EmulatorState, request: web.Request, payload: dict, arrived: float, started: float
+) -> Call:
+    requested = payload.get("model") if isinstance(payload.get("model"), str) else ""
+    messages = payload.get("messages")
+    return Call(
+        generation_id=new_generation_id(),
+        requested=requested,
+        model=_serving_model(state, requested),
+        messages=messages if isinstance(messages, list) else [],
+        max_tokens=payload.get("max_tokens"),
+        stream=bool(payload.get("stream")),
+        arrived=arrived,
+        started=started,
+        referer=request.headers.get("HTTP-Referer"),
+        title=request.headers.get("X-Title"),
+    )
 
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError("not an object")
-    return value
+
+def _serving_model(state: EmulatorState, requested: str) -> ModelInfo | None:
+    """The model reported as serving: the requested one unless served_as redirects it.
+
+    A served_as id found in the catalogue is priced as that model; an unlisted one keeps
+    the requested model's prices under the new name.
+    """
+    model = find_model(requested)
+    if model is None:
+        return None
+    served_id = state.served_as.get(requested, requested)
+    return find_model(served_id) or replace(model, id=served_id)
 
 
 def _validation_problem(payload: dict) -> str | None:
@@ -117,23 +141,31 @@ def _validation_problem(payload: dict) -> str | None:
     if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         return "every message must be an object with a role"
     max_tokens = payload.get("max_tokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+    if max_tokens is not None and not (_is_number(max_tokens, int) and max_tokens >= 1):
         return "max_tokens must be a positive integer"
     temperature = payload.get("temperature")
-    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))):
+    if temperature is not None and not _is_number(temperature, (int, float)):
         return "temperature must be a number"
     return None
 
 
-def _renamed(model: ModelInfo | None, served_id: str) -> ModelInfo:
-    """The requested model's prices reported under an id the catalogue does not list."""
-    from dataclasses import replace
+def _is_number(value: Any, types: type | tuple[type, ...]) -> bool:
+    """isinstance for JSON numbers, where True and False must not pass as 1 and 0."""
+    return isinstance(value, types) and not isinstance(value, bool)
 
-    assert model is not None
-    return replace(model, id=served_id)
+
+def _answer_fault(state: EmulatorState, call: Call, rule: FaultRule) -> web.Response:
+    """An error-type or non_json fault: nothing generated, nothing charged."""
+    if rule.kind == "non_json":
+        _record(state, call, 200, rule.kind, None)
+        return web.Response(text=_NON_JSON_BODY, status=200, content_type="text/html")
+    answer = fault_error(rule, _fault_context(call))
+    _record(state, call, answer.status, rule.kind, None)
+    return json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
 def _fault_context(call: Call) -> FaultContext:
+    assert call.model is not None
     user_texts = [message_text(m) for m in call.messages if m.get("role") == "user"]
     return FaultContext(
         model=call.requested,
@@ -145,18 +177,9 @@ def _fault_context(call: Call) -> FaultContext:
     )
 
 
-def _answer_fault(state: EmulatorState, call: Call, rule: FaultRule) -> web.Response:
-    """An error-type or non_json fault: nothing generated, nothing charged."""
-    if rule.kind == "non_json":
-        _record(state, call, 200, rule.kind, 0, 0, None)
-        return web.Response(text=_NON_JSON_BODY, status=200, content_type="text/html")
-    answer = fault_error(rule, _fault_context(call))
-    _record(state, call, answer.status, rule.kind, 0, 0, None)
-    return json_response(answer.body, status=answer.status, headers=answer.headers)
-
-
-def _outcome(call: Call, fault: str | None):
-    """Content, finish reason, token counts and choice error for a call that gets a 200."""
+def _outcome(call: Call, fault: str | None) -> Outcome:
+    """The reply, or for finish_error an empty reply whose choice carries an error."""
+    assert call.model is not None
     prompt_tokens = count_prompt_tokens(call.messages)
     if fault == "finish_error":
         error = {
@@ -164,33 +187,32 @@ def _outcome(call: Call, fault: str | None):
             "message": "The provider stopped mid-generation with an error",
             "metadata": {"provider_name": call.model.provider},
         }
-        return "", [], "error", prompt_tokens, error
+        return Outcome([], "error", prompt_tokens, error)
     reply = compose_reply(call.model.id, call.messages, call.max_tokens)
-    return reply.content, reply.words, reply.finish_reason, prompt_tokens, None
+    return Outcome(reply.words, reply.finish_reason, prompt_tokens)
 
 
-def _complete(state: EmulatorState, call: Call, fault: str | None):
-    content, _, finish_reason, prompt_tokens, error = _outcome(call, fault)
-    usage = usage_block(call.model, prompt_tokens, _completion_tokens(content))
+def _complete(state: EmulatorState, call: Call, fault: str | None) -> web.Response:
+    assert call.model is not None
+    outcome = _outcome(call, fault)
+    _record(state, call, 200, fault, outcome)
     body = completion_body(
         generation_id=call.generation_id,
         model=call.model,
         created=int(call.arrived),
-        content=content,
-        finish_reason=finish_reason,
-        usage=usage,
-        error=error,
+        content=outcome.content,
+        finish_reason=outcome.finish_reason,
+        usage=usage_block(call.model, outcome.prompt_tokens, len(outcome.words)),
+        error=outcome.error,
     )
-    _record(state, call, 200, fault, prompt_tokens, usage["completion_tokens"], finish_reason)
-    return body, {"X-Generation-Id": call.generation_id}
+    return json_response(body, headers={"X-Generation-Id": call.generation_id})
 
 
-def _completion_tokens(content: str) -> int:
-    return len(content.split()) if content else 0
-
-
-async def _stream(request: web.Request, state: EmulatorState, call: Call, fault: str | None) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, state: EmulatorState, call: Call, fault: str | None
+) -> web.StreamResponse:
     """SSE answer: processing comments while "waiting upstream", content chunks, usage, [DONE]."""
+    assert call.model is not None
     response = web.StreamResponse(
         status=200,
         headers={
@@ -204,14 +226,16 @@ async def _stream(request: web.Request, state: EmulatorState, call: Call, fault:
     await asyncio.sleep(state.delay_seconds())
     await response.write(PROCESSING_COMMENT)
 
-    content, words, finish_reason, prompt_tokens, error = _outcome(call, fault)
-    usage = usage_block(call.model, prompt_tokens, len(words))
-    _record(state, call, 200, fault, prompt_tokens, len(words), finish_reason)
+    outcome = _outcome(call, fault)
+    _record(state, call, 200, fault, outcome)
     common = {"generation_id": call.generation_id, "model": call.model, "created": int(call.arrived)}
+    words = outcome.words
     for start in range(0, len(words), _WORDS_PER_CHUNK):
         piece = " ".join(words[start:start + _WORDS_PER_CHUNK])
         await _send(response, stream_chunk(content=piece if start == 0 else " " + piece, **common))
-    await _send(response, stream_chunk(content="", finish_reason=finish_reason, usage=usage, error=error, **common))
+    usage = usage_block(call.model, outcome.prompt_tokens, len(words))
+    await _send(response, stream_chunk(
+        content="", finish_reason=outcome.finish_reason, usage=usage, error=outcome.error, **common))
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
@@ -221,48 +245,27 @@ async def _send(response: web.StreamResponse, chunk: dict) -> None:
     await response.write(f"data: {dumps(chunk)}\n\n".encode())
 
 
-def _record(state, call: Call, status, fault, prompt_tokens, completion_tokens, finish_reason) -> None:
+def _record(
+    state: EmulatorState, call: Call, status: int, fault: str | None, outcome: Outcome | None
+) -> None:
+    """Log the call. Only a 200 with an outcome is charged."""
+    prompt_tokens = outcome.prompt_tokens if outcome else 0
+    completion_tokens = len(outcome.words) if outcome else 0
+    cost = call.model.cost(prompt_tokens, completion_tokens) if call.model else Decimal(0)
     state.calls.add(CallRecord(
         id=call.generation_id,
-        model=call.model.id,
+        model=call.model.id if call.model else call.requested,
         requested_model=call.requested,
         status=status,
         fault=fault,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        cost=call.model.cost(prompt_tokens, completion_tokens),
+        cost=cost,
         stream=call.stream,
         at=call.arrived,
-        latency_ms=call.elapsed_ms(),
-        finish_reason=finish_reason,
-        provider=call.model.provider,
+        latency_ms=int((time.monotonic() - call.started) * 1000),
+        finish_reason=outcome.finish_reason if outcome else None,
+        provider=call.model.provider if call.model else None,
         referer=call.referer,
         title=call.title,
     ))
-
-
-def _record_failure(state, requested, status, fault, arrived, started, payload, request) -> None:
-    """Log a call rejected before any model was chosen."""
-    state.calls.add(CallRecord(
-        id=new_generation_id(),
-        model=requested,
-        requested_model=requested,
-        status=status,
-        fault=fault,
-        prompt_tokens=0,
-        completion_tokens=0,
-        cost=call_cost_zero(),
-        stream=bool(payload.get("stream")) if isinstance(payload, dict) else False,
-        at=arrived,
-        latency_ms=int((time.monotonic() - started) * 1000),
-        finish_reason=None,
-        provider=None,
-        referer=request.headers.get("HTTP-Referer"),
-        title=request.headers.get("X-Title"),
-    ))
-
-
-def call_cost_zero():
-    from decimal import Decimal
-
-    return Decimal(0)

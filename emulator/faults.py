@@ -18,6 +18,7 @@ __all__ = [
     "ERROR_KINDS",
     "FAULT_KINDS",
     "FaultBook",
+    "FaultContext",
     "FaultError",
     "FaultRule",
     "SPECIAL_KINDS",
