@@ -113,3 +113,24 @@ def faults(emulator):
     yield emulator.control
     emulator.control.clear()
     emulator.control.set_latency(0)
+
+
+@pytest.fixture(scope="session")
+def client():
+    """The thin producer client, as another service would use it."""
+    from tasks.client import LitinkClient
+
+    return LitinkClient(_services.redis_url)
+
+
+@pytest.fixture
+def subscribe(db):
+    """Put a user on a tier, as an operator would."""
+    from workers.periods import utcnow
+    from workers.subscriptions import set_tier
+
+    def put(user_id: str, tier: str) -> None:
+        with get_engine().begin() as conn:
+            set_tier(conn, user_id, tier, now=utcnow())
+
+    return put

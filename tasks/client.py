@@ -1,0 +1,55 @@
+"""The thin producer client. It needs nothing but ``celery``: it sends tasks by name.
+
+    client = LitinkClient("redis://localhost:6379/0")
+    job_id = client.submit_script("user-42", "Once upon a time...", script_type="narration")
+    result = client.result(job_id, timeout=120)   # the JobResult, a dict
+
+Any other Celery app can do the same with ``send_task("litink.submit_script",
+kwargs=..., queue="intake")``; the job id is the task id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+INTAKE_QUEUE = "intake"
+
+
+class LitinkClient:
+    def __init__(self, broker_url: str, backend_url: str | None = None):
+        self.app = Celery("litink-client", broker=broker_url, backend=backend_url or broker_url)
+        self.app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+
+    def _send(self, name: str, kwargs: dict[str, Any], task_id: str | None = None) -> str:
+        return self.app.send_task(name, kwargs=kwargs, queue=INTAKE_QUEUE, task_id=task_id).id
+
+    def submit_script(self, user_id: str, content: str, script_type: str = "cinematic", *,
+                      idempotency_key: str | None = None, notify: str | dict | None = None,
+                      job_id: str | None = None) -> str:
+        """Enqueue a script job; returns its job id."""
+        return self._send("litink.submit_script", {
+            "user_id": user_id, "content": content, "script_type": script_type,
+            "idempotency_key": idempotency_key, "notify": notify}, job_id)
+
+    def submit_analysis(self, user_id: str, content: str, analysis_type: str = "summary", *,
+                        idempotency_key: str | None = None, notify: str | dict | None = None,
+                        job_id: str | None = None) -> str:
+        """Enqueue an analysis job; returns its job id."""
+        return self._send("litink.submit_analysis", {
+            "user_id": user_id, "content": content, "analysis_type": analysis_type,
+            "idempotency_key": idempotency_key, "notify": notify}, job_id)
+
+    def result(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the job's final JobResult."""
+        return self.app.AsyncResult(job_id).get(timeout=timeout)
+
+    def _call(self, name: str, kwargs: dict[str, Any], timeout: float) -> Any:
+        return self.app.send_task(name, kwargs=kwargs, queue=INTAKE_QUEUE).get(timeout=timeout)
+
+    def job_status(self, job_id: str, timeout: float = 30) -> dict[str, Any]:
+        return self._call("litink.job_status", {"job_id": job_id}, timeout)
+
+    def usage(self, user_id: str, timeout: float = 30) -> dict[str, Any]:
+        return self._call("litink.usage", {"user_id": user_id}, timeout)

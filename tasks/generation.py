@@ -1,0 +1,54 @@
+"""The tier task: runs on ``tier.<name>`` at the tier's priority, calls the model chain
+and settles the job. Safe to deliver twice: a finished job returns its stored JobResult
+without calling the provider, and a job another delivery is running waits its turn."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from config import get_settings
+from db.session import transaction
+from workers import jobs, metrics, runner
+from workers.app import app
+from workers.errors import DeferredRetry
+from workers.job_result import job_result
+from workers.validation import notify_target
+
+log = logging.getLogger(__name__)
+
+
+@app.task(bind=True, name="litink.run_job", max_retries=None)
+def run_job(self, job_id, user_id, kind, type, tier, content, notify=None, queued_at=None):
+    settings = get_settings()
+    # A countdown is held unacked by the worker; keep it well inside the visibility timeout.
+    max_countdown = settings.visibility_timeout / 2
+    with transaction() as conn:
+        claimed = jobs.claim(conn, job_id, lease=timedelta(seconds=settings.visibility_timeout))
+        if claimed is None:  # another delivery is running it right now
+            wait = min(jobs.lease_left(conn, job_id) + 1, max_countdown)
+            raise self.retry(countdown=wait)
+    if not isinstance(claimed, jobs.Claim):
+        return job_result(claimed)  # already finished: no second call, no second row
+
+    if queued_at and claimed.delivery == 1:
+        metrics.queue_wait.labels(tier=tier).observe(max(0.0, time.time() - queued_at))
+    work = runner.Work(job_id, user_id, kind, type, tier, content)
+    try:
+        result = runner.run(work, claimed)
+    except DeferredRetry as deferred:
+        with transaction() as conn:
+            jobs.requeue(conn, claimed)
+        log.info("provider asked for a long wait; slot given back",
+                 extra={"job_id": job_id, "tier": tier, "countdown": deferred.countdown})
+        raise self.retry(countdown=min(deferred.countdown, max_countdown))
+    _notify(notify, result)
+    return result
+
+
+def _notify(notify, result: dict) -> None:
+    target = notify_target(notify) if notify else None
+    if target is not None:
+        task_name, queue = target
+        app.send_task(task_name, args=[result], queue=queue)

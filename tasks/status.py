@@ -1,0 +1,33 @@
+"""Read-only tasks: a job's JobResult as it stands, and a user's usage."""
+
+from __future__ import annotations
+
+from celery.result import AsyncResult
+
+from db.session import get_engine
+from workers import jobs, quotas
+from workers.app import app
+from workers.job_result import job_result
+from workers.periods import utcnow
+
+
+@app.task(name="litink.job_status")
+def job_status(job_id):
+    with get_engine().connect() as conn:
+        row = jobs.find(conn, job_id)
+    if row is not None:
+        return job_result(row)
+    stored = AsyncResult(job_id, app=app)
+    if stored.successful() and isinstance(stored.result, dict):
+        return stored.result  # a rejection without a jobs row (its user id was invalid)
+    return {"job_id": job_id, "status": "queued", "reason": None,
+            "detail": "no record yet: still waiting in intake, or an unknown id",
+            "retry_after": None, "kind": None, "type": None, "tier": None, "content": None,
+            "model_used": None, "used_fallback": False,
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": "0"}}
+
+
+@app.task(name="litink.usage")
+def usage(user_id):
+    with get_engine().connect() as conn:
+        return quotas.usage(conn, user_id, utcnow())
