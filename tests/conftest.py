@@ -134,3 +134,40 @@ def subscribe(db):
             set_tier(conn, user_id, tier, now=utcnow())
 
     return put
+
+
+@pytest.fixture
+def spawn_worker(emulator):
+    """Start real worker processes (`celery worker`), stopped at the end of the test."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from workers.app import app
+
+    started = []
+
+    def spawn(queues=None, concurrency=4, pool="threads", env=None):
+        name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+        argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", pool, "-c", str(concurrency),
+                "-Q", ",".join(queues or get_catalog().queues()), "-n", name, "--without-mingle",
+                "--without-gossip", "-l", "WARNING"]
+        proc = subprocess.Popen(argv, env=os.environ | (env or {}), cwd=Path(__file__).resolve().parents[1])
+        started.append(proc)
+        deadline = time.monotonic() + 30
+        while not app.control.ping(destination=[name], timeout=0.5):
+            assert proc.poll() is None, "worker exited during start-up"
+            assert time.monotonic() < deadline, "worker did not answer a ping within 30 s"
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

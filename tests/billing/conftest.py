@@ -1,0 +1,274 @@
+"""Billing fixtures: Stripe settings, a local fake of the Stripe API, signed webhook events and
+a running webhook receiver.
+
+Nothing here talks to Stripe. Webhooks are signed locally exactly as Stripe signs them:
+``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from aiohttp import web
+
+from config import get_settings
+from workers.billing import handle_event
+
+WEBHOOK_SECRET = "whsec_test_litink"
+PRICES = {
+    "basic": "price_basic_test",
+    "premium": "price_premium_test",
+    "professional": "price_professional_test",
+}
+# Events are dated from here; tests pass `now` explicitly where time matters.
+T0 = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+
+
+# A fake of the one Stripe endpoint we call.
+
+@dataclass
+class FakeStripe:
+    """Serves POST /v1/checkout/sessions like Stripe: form-encoded params in, a session out,
+    and the same answer again for a repeated Idempotency-Key."""
+
+    url: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)  # statuses to answer next, in order
+    _sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.failures.clear()
+            self._sessions.clear()
+
+    @property
+    def sessions_created(self) -> int:
+        return len(self._sessions)
+
+    def answer(self, path: str, headers: dict[str, str], body: str) -> tuple[int, dict[str, Any]]:
+        params = dict(parse_qsl(body, keep_blank_values=True))
+        key = headers.get("idempotency-key")
+        with self._lock:
+            self.requests.append({"path": path, "params": params, "idempotency_key": key,
+                                  "authorization": headers.get("authorization")})
+            if path != "/v1/checkout/sessions":
+                return 404, {"error": {"type": "invalid_request_error", "message": f"no route {path}"}}
+            if self.failures:
+                status = self.failures.pop(0)
+                kind = "api_error" if status >= 500 else "invalid_request_error"
+                return status, {"error": {"type": kind, "message": f"fake failure {status}"}}
+            if key and key in self._sessions:
+                return 200, self._sessions[key]
+            session_id = f"cs_test_{next(self._ids):04d}"
+            session = {
+                "id": session_id,
+                "object": "checkout.session",
+                "mode": params.get("mode"),
+                "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+                "client_reference_id": params.get("client_reference_id"),
+                "metadata": {"user_id": params.get("metadata[user_id]"), "tier": params.get("metadata[tier]")},
+                "status": "open",
+            }
+            self._sessions[key or session_id] = session
+            return 200, session
+
+
+@pytest.fixture(scope="session")
+def _fake_stripe_server() -> Iterator[FakeStripe]:
+    fake = FakeStripe()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            status, answer = fake.answer(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="fake-stripe", daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fake_stripe(_fake_stripe_server: FakeStripe) -> FakeStripe:
+    _fake_stripe_server.reset()
+    return _fake_stripe_server
+
+
+@pytest.fixture(autouse=True)
+def stripe_settings(monkeypatch: pytest.MonkeyPatch, _fake_stripe_server: FakeStripe):
+    """Stripe configured for every billing test: keys, three priced tiers, the fake API.
+    Settings are read once per process, so the cache is cleared on the way in and out."""
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_litink")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("STRIPE_WEBHOOK_TOLERANCE", "300")
+    monkeypatch.setenv("STRIPE_API_BASE", _fake_stripe_server.url)
+    for tier in ("basic", "standard", "premium", "professional", "enterprise"):
+        if tier in PRICES:
+            monkeypatch.setenv(f"STRIPE_PRICE_{tier.upper()}", PRICES[tier])
+        else:
+            monkeypatch.delenv(f"STRIPE_PRICE_{tier.upper()}", raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+# Signed webhook events.
+
+def sign(body: str, *, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
+    """A Stripe-Signature header for ``body``, as Stripe computes it."""
+    at = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{at}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class Events:
+    """Builds Stripe event bodies (API 2025-03-31 shapes unless asked otherwise) and delivers
+    them, signed, to the event handler."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    def event(self, type_: str, obj: dict[str, Any], *, created: datetime = T0, id_: str | None = None) -> str:
+        return json.dumps({
+            "id": id_ or f"evt_test_{next(self._ids):05d}",
+            "object": "event",
+            "type": type_,
+            "created": unix(created),
+            "api_version": "2025-03-31.basil",
+            "livemode": False,
+            "data": {"object": obj},
+        })
+
+    def checkout_completed(self, user_id: str, tier: str, *, subscription: str = "sub_1",
+                           customer: str = "cus_1", created: datetime = T0, **extra: Any) -> str:
+        session = {
+            "id": "cs_test_done", "object": "checkout.session", "mode": "subscription",
+            "status": "complete", "payment_status": "paid", "client_reference_id": user_id,
+            "customer": customer, "subscription": subscription,
+            "metadata": {"user_id": user_id, "tier": tier}, **extra,
+        }
+        return self.event("checkout.session.completed", session, created=created)
+
+    def subscription(self, type_: str, *, tier: str | None = "premium", price: str | None = None,
+                     status: str = "active", user_id: str | None = "user-1", subscription: str = "sub_1",
+                     customer: str = "cus_1", created: datetime = T0, period_start: datetime = T0,
+                     period_end: datetime | None = None, legacy: bool = False) -> str:
+        """A customer.subscription.* event. ``legacy`` puts the period on the subscription
+        itself, as API versions before 2025-03-31 did."""
+        period_end = period_end or period_start + timedelta(days=30)
+        price_id = price or PRICES[tier]
+        item: dict[str, Any] = {"id": "si_1", "object": "subscription_item",
+                                "price": {"id": price_id, "object": "price"}, "quantity": 1}
+        sub: dict[str, Any] = {
+            "id": subscription, "object": "subscription", "status": status, "customer": customer,
+            "metadata": {"user_id": user_id} if user_id else {},
+            "items": {"object": "list", "data": [item]},
+        }
+        period = {"current_period_start": unix(period_start), "current_period_end": unix(period_end)}
+        (sub if legacy else item).update(period)
+        return self.event(type_, sub, created=created)
+
+    def invoice(self, type_: str, *, subscription: str | None = "sub_1", customer: str = "cus_1",
+                user_id: str | None = "user-1", tier: str = "premium", created: datetime = T0,
+                period_start: datetime = T0, period_end: datetime | None = None,
+                legacy: bool = False) -> str:
+        """An invoice.* event. ``legacy`` uses the pre-2025-03-31 fields (top-level
+        ``subscription``, line ``price``)."""
+        period_end = period_end or period_start + timedelta(days=30)
+        line: dict[str, Any] = {"id": "il_1", "object": "line_item", "amount": 2900,
+                                "period": {"start": unix(period_start), "end": unix(period_end)}}
+        invoice: dict[str, Any] = {"id": "in_1", "object": "invoice", "customer": customer,
+                                   "billing_reason": "subscription_cycle",
+                                   "lines": {"object": "list", "data": [line]}}
+        meta = {"user_id": user_id} if user_id else {}
+        if legacy:
+            invoice["subscription"] = subscription
+            invoice["subscription_details"] = {"metadata": meta}
+            line["price"] = {"id": PRICES[tier], "object": "price"}
+        else:
+            invoice["parent"] = (
+                {"type": "subscription_details",
+                 "subscription_details": {"subscription": subscription, "metadata": meta}}
+                if subscription else None
+            )
+            line["pricing"] = {"type": "price_details", "price_details": {"price": PRICES[tier]}}
+        return self.event(type_, invoice, created=created)
+
+    def deliver(self, body: str, *, now: datetime | None = None, at: int | None = None,
+                secret: str = WEBHOOK_SECRET) -> dict[str, Any]:
+        """Sign ``body`` and hand it to the event handler, as the task would."""
+        return handle_event(body, sign(body, secret=secret, at=at), now=now or T0).as_dict()
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+# The webhook receiver, served from a thread.
+
+@dataclass(frozen=True)
+class RunningReceiver:
+    url: str
+
+
+@contextmanager
+def running_receiver(application: web.Application) -> Iterator[RunningReceiver]:
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(application, access_log=None)
+    ready, bound = threading.Event(), {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        bound["port"] = runner.addresses[0][1]
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    thread = threading.Thread(target=run, name="webhook-receiver", daemon=True)
+    thread.start()
+    assert ready.wait(10), "webhook receiver did not start"
+    try:
+        yield RunningReceiver(url=f"http://127.0.0.1:{bound['port']}")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)

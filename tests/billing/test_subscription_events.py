@@ -1,0 +1,161 @@
+"""customer.subscription.* events: tiers from price ids, statuses, periods and ordering."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from workers.subscriptions import standing
+
+from .conftest import T0
+
+CREATED = "customer.subscription.created"
+UPDATED = "customer.subscription.updated"
+DELETED = "customer.subscription.deleted"
+
+
+def _row(db):
+    return db.execute(text("SELECT * FROM subscriptions WHERE user_id = 'user-1'")).one()
+
+
+def _history(db) -> list[tuple[str, str, str]]:
+    rows = db.execute(text("SELECT from_tier, to_tier, direction FROM subscription_changes ORDER BY id"))
+    return [tuple(row) for row in rows]
+
+
+def test_a_new_subscription_takes_its_tier_from_the_price_and_its_period_from_the_item(events, db):
+    # When Stripe reports a new subscription to the premium price (period on the item)
+    result = events.deliver(events.subscription(CREATED, tier="premium", period_start=T0))
+
+    # Then the user is premium for that period
+    assert result["outcome"] == "updated"
+    now = standing(db, "user-1", T0)
+    assert (now.tier.name, now.status) == ("premium", "active")
+    assert (now.period_start, now.period_end) == (T0, T0 + timedelta(days=30))
+
+
+def test_the_period_is_read_from_the_subscription_on_older_api_versions(events, db):
+    events.deliver(events.subscription(CREATED, tier="basic", period_start=T0, legacy=True))
+
+    assert standing(db, "user-1", T0).period_end == T0 + timedelta(days=30)
+
+
+def test_a_plan_change_moves_the_tier_and_writes_the_upgrade_and_the_downgrade(events, db):
+    # Given a basic subscriber
+    events.deliver(events.subscription(CREATED, tier="basic", created=T0))
+
+    # When they move up to professional, then down to premium
+    events.deliver(events.subscription(UPDATED, tier="professional", created=T0 + timedelta(days=1)))
+    events.deliver(events.subscription(UPDATED, tier="premium", created=T0 + timedelta(days=2)))
+
+    # Then each move is in the history
+    assert standing(db, "user-1", T0 + timedelta(days=2)).tier.name == "premium"
+    assert _history(db) == [("free", "basic", "upgrade"), ("basic", "professional", "upgrade"),
+                            ("professional", "premium", "downgrade")]
+
+
+def test_an_older_update_arriving_late_does_not_overwrite_a_newer_state(events, db):
+    # Given the professional update (newer) arrived first
+    events.deliver(events.subscription(UPDATED, tier="professional", created=T0 + timedelta(minutes=5)))
+
+    # When the older basic update arrives after it
+    late = events.deliver(events.subscription(UPDATED, tier="basic", created=T0))
+
+    # Then it is recorded as stale and the newer state stands
+    assert late["outcome"] == "stale"
+    assert standing(db, "user-1", T0).tier.name == "professional"
+    assert _row(db).state_at == T0 + timedelta(minutes=5)
+    outcomes = db.execute(text("SELECT outcome FROM stripe_events ORDER BY created")).scalars().all()
+    assert outcomes == ["stale", "updated"]
+
+
+def test_deleting_the_subscription_returns_the_user_to_free(events, db):
+    # Given a premium subscriber
+    events.deliver(events.checkout_completed("user-1", "premium", created=T0))
+
+    # When Stripe reports the subscription deleted
+    result = events.deliver(events.subscription(DELETED, tier="premium", status="canceled",
+                                                created=T0 + timedelta(days=30)))
+
+    # Then the user is back on free, and the downgrade is recorded
+    assert result["outcome"] == "canceled"
+    now = standing(db, "user-1", T0 + timedelta(days=30))
+    assert (now.tier.name, now.status) == ("free", "canceled")
+    assert _history(db) == [("free", "premium", "upgrade"), ("premium", "free", "downgrade")]
+
+
+def test_a_deletion_arriving_first_makes_the_older_creation_stale(events, db):
+    # Given the deletion overtook the creation
+    events.deliver(events.subscription(DELETED, tier="basic", status="canceled", created=T0 + timedelta(hours=1)))
+
+    # When the creation arrives
+    late = events.deliver(events.subscription(CREATED, tier="basic", created=T0))
+
+    # Then the user is not granted a subscription that has already ended
+    assert late["outcome"] == "stale"
+    assert standing(db, "user-1", T0).tier.name == "free"
+
+
+def test_ending_an_old_subscription_leaves_the_new_one_alone(events, db):
+    # Given the user moved from sub_old to a premium sub_new through a new checkout
+    events.deliver(events.subscription(CREATED, tier="basic", subscription="sub_old", created=T0))
+    events.deliver(events.checkout_completed("user-1", "premium", subscription="sub_new",
+                                             created=T0 + timedelta(minutes=1)))
+
+    # When sub_old is deleted
+    result = events.deliver(events.subscription(DELETED, tier="basic", subscription="sub_old", status="canceled",
+                                                created=T0 + timedelta(minutes=2)))
+
+    # Then the premium subscription stands
+    assert result["outcome"] == "other_subscription"
+    assert standing(db, "user-1", T0).tier.name == "premium"
+
+
+def test_an_event_without_our_metadata_finds_the_user_by_the_stored_subscription_id(events, db):
+    # Given user-1 subscribed through checkout (sub_1 stored)
+    events.deliver(events.checkout_completed("user-1", "basic", subscription="sub_1", created=T0))
+
+    # When an update arrives without metadata (e.g. made in the Stripe dashboard)
+    result = events.deliver(events.subscription(UPDATED, tier="premium", user_id=None, subscription="sub_1",
+                                                created=T0 + timedelta(minutes=1)))
+
+    # Then it applies to user-1
+    assert result["outcome"] == "updated"
+    assert standing(db, "user-1", T0).tier.name == "premium"
+
+
+def test_an_event_nobody_can_be_found_for_is_unmatched(events, db):
+    result = events.deliver(events.subscription(UPDATED, user_id=None, subscription="sub_unknown",
+                                                customer="cus_unknown"))
+
+    assert result["outcome"] == "unmatched"
+    assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
+
+
+def test_a_price_we_do_not_sell_changes_nothing(events, db):
+    result = events.deliver(events.subscription(CREATED, price="price_someone_elses"))
+
+    assert result["outcome"] == "unknown_price"
+    assert standing(db, "user-1", T0).tier.name == "free"
+
+
+def test_statuses_map_to_active_past_due_and_canceled(events, db):
+    steps = [("trialing", "active"), ("past_due", "past_due"), ("unpaid", "past_due"), ("active", "active"),
+             ("incomplete_expired", "canceled")]
+    for minute, (stripe_status, ours) in enumerate(steps):
+        events.deliver(events.subscription(UPDATED, status=stripe_status, created=T0 + timedelta(minutes=minute)))
+        assert _row(db).status == ours, stripe_status
+
+    # A subscription whose first payment is still pending grants nothing yet
+    pending = events.deliver(events.subscription(CREATED, status="incomplete", user_id="user-2"))
+    assert pending["outcome"] == "ignored_status: incomplete"
+
+
+def test_past_due_since_is_set_when_the_subscription_falls_behind_and_kept_while_it_stays_behind(events, db):
+    events.deliver(events.subscription(UPDATED, status="past_due", created=T0))
+    events.deliver(events.subscription(UPDATED, status="unpaid", created=T0 + timedelta(days=2)))
+    assert _row(db).past_due_since == T0
+
+    events.deliver(events.subscription(UPDATED, status="active", created=T0 + timedelta(days=3)))
+    assert _row(db).past_due_since is None
