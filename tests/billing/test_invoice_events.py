@@ -46,7 +46,7 @@ def test_the_grace_period_counts_from_the_first_failure_not_the_latest_retry(eve
     assert db.execute(text("SELECT past_due_since FROM subscriptions")).scalar() == first
 
 
-def test_losing_the_tier_after_the_grace_period_is_recorded_when_the_next_event_sees_it(events, db):
+def test_a_grace_period_that_ran_out_is_recorded_as_a_downgrade_by_the_next_event(events, db):
     # Given a subscriber whose payment failed more than a grace period ago
     _premium_subscriber(events)
     failed_at = T0 + timedelta(days=30)

@@ -41,15 +41,17 @@ def running_flower(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     data_dir = tmp_path_factory.mktemp("flower")
     env = {**os.environ, "FLOWER_BASIC_AUTH": CREDENTIALS}
+    log_path = data_dir / "flower.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "workers.flower", "--port", str(port), "--data-dir", str(data_dir)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"Flower exited: {process.stdout.read().decode()[-3000:]}")
+            pytest.fail(f"Flower exited: {log_path.read_text()[-3000:]}")
         try:
             get(base + "/healthcheck")
             break
@@ -66,7 +68,8 @@ def running_flower(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
         process.kill()
         process.wait()
     # Nothing Flower logged, from start to shutdown, shows the password
-    assert "s3cret-pass" not in process.stdout.read().decode()
+    log.close()
+    assert "s3cret-pass" not in log_path.read_text()
 
 
 def test_the_launcher_refuses_to_start_without_credentials(monkeypatch, capsys):
