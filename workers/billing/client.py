@@ -1,0 +1,76 @@
+"""The Stripe client, built from settings, and the one place SDK errors are translated.
+
+Also the mapping between tiers and Stripe price ids (``STRIPE_PRICE_<TIER>``), both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import stripe
+
+from config import Settings, get_catalog, get_settings
+from workers.billing.errors import (
+    BillingNotConfigured,
+    StripeRejected,
+    StripeUnavailable,
+    TierNotForSale,
+    UnknownTier,
+)
+
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
+
+
+def build_client(settings: Settings | None = None) -> stripe.StripeClient:
+    """A StripeClient with its own retries off (Celery retries, with the same idempotency key)
+    and a timeout on every call. ``STRIPE_API_BASE`` points it elsewhere (a local fake in tests)."""
+    settings = settings or get_settings()
+    if settings.stripe_secret_key is None:
+        raise BillingNotConfigured("STRIPE_SECRET_KEY is not set")
+    base_addresses = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    return stripe.StripeClient(
+        settings.stripe_secret_key.get_secret_value(),
+        base_addresses=base_addresses,
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)),
+    )
+
+
+@contextmanager
+def stripe_errors() -> Iterator[None]:
+    """Translate SDK exceptions into the billing error tree: transient ones become
+    :class:`StripeUnavailable`, everything else :class:`StripeRejected`."""
+    try:
+        yield
+    except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+        raise StripeUnavailable(f"Stripe unavailable: {type(exc).__name__}: {exc}") from exc
+    except stripe.StripeError as exc:
+        status = exc.http_status or 0
+        detail = f"{type(exc).__name__} (HTTP {status or '?'}): {exc}"
+        if status >= 500 or status == 409:  # 409: a concurrent request with the same idempotency key
+            raise StripeUnavailable(f"Stripe unavailable: {detail}") from exc
+        raise StripeRejected(f"Stripe rejected the request: {detail}") from exc
+
+
+def price_for(tier: str, settings: Settings | None = None) -> str:
+    """The Stripe price id that buys ``tier``."""
+    settings = settings or get_settings()
+    try:
+        get_catalog().tier(tier)
+    except KeyError as exc:
+        raise UnknownTier(str(exc.args[0])) from None
+    price = settings.stripe_price(tier)
+    if not price:
+        raise TierNotForSale(f"tier {tier!r} is not for sale: STRIPE_PRICE_{tier.upper()} is not set")
+    return price
+
+
+def tier_for_prices(price_ids: Iterable[str], settings: Settings | None = None) -> str | None:
+    """The tier bought by any of ``price_ids`` (the highest ranked if several), or None."""
+    settings = settings or get_settings()
+    catalog = get_catalog()
+    by_price = {settings.stripe_price(name): name for name in catalog.tiers if settings.stripe_price(name)}
+    matched = [by_price[p] for p in price_ids if p in by_price]
+    return max(matched, key=lambda name: catalog.tier(name).rank, default=None)

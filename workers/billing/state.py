@@ -1,0 +1,117 @@
+"""The ``subscriptions`` row as Stripe events see it: find, lock, save."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, text
+
+from config import get_catalog
+from workers.subscriptions import effective_tier_name
+
+_LOCK_NAMESPACE = b"litink.subscriptions:"
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """One user's subscription, as stored."""
+
+    tier: str
+    status: str                       # active, past_due or canceled
+    customer_id: str | None
+    subscription_id: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+    past_due_since: datetime | None
+    state_at: datetime | None         # event.created of the newest Stripe event applied
+
+
+def effective_tier(state: SubscriptionState | None, now: datetime) -> str:
+    if state is None:
+        return get_catalog().default.name
+    return effective_tier_name(state.status, state.tier, state.past_due_since, now)
+
+
+def find_user(
+    conn: Connection, *, user_id: str | None, subscription_id: str | None, customer_id: str | None
+) -> str | None:
+    """The user an event is about: our own metadata first, then the Stripe ids we stored."""
+    if user_id:
+        return user_id
+    if subscription_id:
+        found = conn.execute(
+            text("SELECT user_id FROM subscriptions WHERE stripe_subscription_id = :s"), {"s": subscription_id}
+        ).scalar()
+        if found:
+            return found
+    if customer_id:
+        rows = conn.execute(
+            text("SELECT user_id FROM subscriptions WHERE stripe_customer_id = :c LIMIT 2"), {"c": customer_id}
+        ).scalars().all()
+        if len(rows) == 1:  # a customer shared by two users names neither
+            return rows[0]
+    return None
+
+
+def _lock_key(user_id: str) -> int:
+    digest = hashlib.blake2b(_LOCK_NAMESPACE + user_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock(conn: Connection, user_id: str) -> SubscriptionState | None:
+    """The user's row, locked until the transaction ends.
+
+    ``FOR UPDATE`` serialises events for an existing row; the transaction-scoped advisory lock
+    also serialises the first events of a user who has no row yet (``FOR UPDATE`` locks nothing
+    then), so two of them cannot both decide from "no subscription".
+    """
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(user_id)})
+    row = conn.execute(
+        text(
+            "SELECT tier, status, stripe_customer_id, stripe_subscription_id, current_period_start,"
+            " current_period_end, past_due_since, state_at FROM subscriptions WHERE user_id = :u FOR UPDATE"
+        ),
+        {"u": user_id},
+    ).first()
+    if row is None:
+        return None
+    return SubscriptionState(
+        tier=row.tier,
+        status=row.status,
+        customer_id=row.stripe_customer_id,
+        subscription_id=row.stripe_subscription_id,
+        period_start=row.current_period_start,
+        period_end=row.current_period_end,
+        past_due_since=row.past_due_since,
+        state_at=row.state_at,
+    )
+
+
+def save(conn: Connection, user_id: str, state: SubscriptionState, now: datetime) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO subscriptions (user_id, tier, status, stripe_customer_id, stripe_subscription_id,"
+            " current_period_start, current_period_end, past_due_since, state_at, updated_at)"
+            " VALUES (:u, :tier, :status, :customer, :subscription, :start, :end, :past_due, :state_at, :now)"
+            " ON CONFLICT (user_id) DO UPDATE SET tier = EXCLUDED.tier, status = EXCLUDED.status,"
+            " stripe_customer_id = EXCLUDED.stripe_customer_id,"
+            " stripe_subscription_id = EXCLUDED.stripe_subscription_id,"
+            " current_period_start = EXCLUDED.current_period_start,"
+            " current_period_end = EXCLUDED.current_period_end, past_due_since = EXCLUDED.past_due_since,"
+            " state_at = EXCLUDED.state_at, updated_at = EXCLUDED.updated_at"
+        ),
+        {
+            "u": user_id,
+            "tier": state.tier,
+            "status": state.status,
+            "customer": state.customer_id,
+            "subscription": state.subscription_id,
+            "start": state.period_start,
+            "end": state.period_end,
+            "past_due": state.past_due_since,
+            "state_at": state.state_at,
+            "now": now,
+        },
+    )
