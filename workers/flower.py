@@ -47,7 +47,8 @@ def flower_argv(
     port: int = FLOWER_PORT,
     data_dir: Path | str = DATA_DIR,
 ) -> list[str]:
-    """The Flower command line. It never holds the credentials: see :func:`flower_env`."""
+    """The Flower command line. It never holds the credentials (see :func:`flower_env`);
+    ``settings`` is taken for symmetry with it, since nothing else in them belongs here."""
     argv = [
         sys.executable, "-m", "celery", "-A", "workers.app", "flower",
         f"--port={port}",

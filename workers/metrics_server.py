@@ -88,8 +88,8 @@ def install(app: Any) -> None:
         if getattr(sender, "app", app) is app:
             _on_worker_init(sender, **kwargs)
 
-    # dispatch_uid: installing twice connects once.
-    signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid="litink.metrics_server.init")
+    # dispatch_uid: installing twice for one app connects once.
+    signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid=f"litink.metrics_server.init.{id(app)}")
     signals.worker_process_shutdown.connect(
         _on_process_shutdown, weak=False, dispatch_uid="litink.metrics_server.process_shutdown"
     )

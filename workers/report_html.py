@@ -28,8 +28,8 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 10
 .card .value { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .panel { background: #fff; border: 1px solid #e1e4ea; border-radius: 8px; padding: 12px 16px; overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 5px 10px; border-bottom: 1px solid #eceef2; text-align: left; white-space: nowrap; }
-th { font-size: 12px; color: #5b6475; font-weight: 600; }
+th, td { padding: 5px 8px; border-bottom: 1px solid #eceef2; text-align: left; white-space: nowrap; }
+th { font-size: 12px; color: #5b6475; font-weight: 600; white-space: normal; vertical-align: bottom; }
 td.num, th.num { text-align: right; }
 tr:nth-child(even) td { background: #fafbfc; }
 .neg { color: #c0392b; } .muted { color: #8a92a3; }
@@ -179,7 +179,8 @@ def margin_chart(report: dict[str, Any], width: int = 960, row_h: int = 30) -> s
         label = escape(_shown(margin, "ratio"))
         parts.append(f'<rect x="{x:.2f}" y="{y + 5}" width="{max(w, 1):.2f}" height="{row_h - 10}" fill="{color}"'
                      f' {_attrs(path, margin)}><title>{escape(tier)}: {label}</title></rect>')
-        anchor_x, anchor = (x_end + 6, "start") if value >= 0 else (x_end - 6, "end")
+        # Positive: the label follows the bar; negative: it sits right of the zero line, clear of the tier names.
+        anchor_x, anchor = (x_end + 6, "start") if value >= 0 else (zero_x + 6, "start")
         parts.append(f'<text x="{anchor_x:.2f}" y="{y + row_h / 2 + 4}" text-anchor="{anchor}">{label}</text>')
     parts.append(f'<line x1="{zero_x:.2f}" y1="{top}" x2="{zero_x:.2f}" y2="{height - top}" stroke="#8a92a3"/>')
     parts.append("</svg>")

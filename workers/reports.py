@@ -36,8 +36,6 @@ from config import get_catalog
 from db.models import JOB_STATUSES
 from workers.periods import utcnow
 
-CALL_STATUSES = ("ok", "retry", "fallback", "fatal")
-FINISHED_STATUSES = ("succeeded", "failed")
 DIRECTIONS = ("upgrade", "downgrade", "lateral")
 
 RATIO_PLACES = 4          # "0.2500"
