@@ -1,6 +1,8 @@
 """The Celery application. All wiring is in celeryconfig.py; tasks live in tasks/."""
 
-from celery import Celery
+from celery import Celery, signals
+
+from workers import log_setup, metrics_server
 
 TASK_MODULES = [
     "tasks.intake",
@@ -12,3 +14,7 @@ TASK_MODULES = [
 
 app = Celery("litink", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+
+# Our structured logging replaces Celery's own set-up in worker and beat processes.
+signals.setup_logging.connect(log_setup.configure, weak=False)
+metrics_server.install(app)

@@ -1,0 +1,1 @@
+"""The `litink` command line."""
