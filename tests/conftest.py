@@ -25,6 +25,7 @@ os.environ.update(
         "OPENROUTER_READ_TIMEOUT": "5",
         "RETRY_IN_PROCESS_CAP_SECONDS": "3",
         "LOG_JSON": "false",
+        "METRICS_PORT": "0",  # test workers do not bind the production metrics port
     }
 )
 
