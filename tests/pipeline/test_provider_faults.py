@@ -1,5 +1,6 @@
 """What the emulator's faults do to a job: retry, fall back, or fail, and what is recorded."""
 
+import time
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -79,6 +80,11 @@ def test_a_hang_past_the_read_timeout_is_retried(worker, client, faults, db):
     result = client.result(client.submit_script("reader-1", "Slow river."), timeout=60)
     assert result["status"] == "succeeded" and result["used_fallback"] is False
     assert [(r.status, r.error_class) for r in calls_of(db, result["job_id"])] == [("retry", "ProviderTimeout"), ("ok", None)]
+    # The hung call still completes on the provider's side later; let it land before the next test
+    deadline = time.monotonic() + 15
+    while len(faults.calls()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
 def test_every_model_failing_fails_the_job_and_gives_the_unit_back(worker, client, faults, db):
