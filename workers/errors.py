@@ -11,6 +11,8 @@
           +-- FatalProviderError        the whole job must fail; an operator has to act
                +-- ProviderAuthError
                +-- InsufficientCredits
+     +-- BillingError                   Stripe: see workers/billing/errors.py
+     +-- DeferredRetry                  the provider asked for a wait too long to hold a slot
 """
 
 from __future__ import annotations
