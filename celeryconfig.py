@@ -21,7 +21,7 @@ from config import get_catalog, get_settings
 _settings = get_settings()
 _catalog = get_catalog()
 
-broker_url = _settings.redis_url
+broker_url = _settings.require_redis_url()  # a worker without REDIS_URL must not guess a broker
 result_backend = _settings.redis_url
 broker_connection_retry_on_startup = True
 

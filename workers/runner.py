@@ -112,8 +112,7 @@ def run(work: Work, claim: jobs.Claim, sleep=None) -> dict[str, Any]:
             return job_result(jobs.find(conn, work.job_id))  # another delivery settled it first
         spend = quotas.add_spend(conn, work.user_id, row.quota_period, row.cost_usd) if row.quota_period else None
     if spend is not None:
-        with transaction() as conn:  # after the commit: an alert's webhook never holds the settlement open
-            spend_alerts.check(conn, work.user_id, tier, row.quota_period, spend)
+        spend_alerts.check(work.user_id, tier, row.quota_period, spend)
     metrics.llm_cost.labels(tier=tier.name, model=served.model).inc(float(cost))
     if served.used_fallback:
         metrics.fallbacks.labels(tier=tier.name, model=served.model).inc()
