@@ -45,6 +45,10 @@ broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout,
     "queue_order_strategy": "priority",
     "priority_steps": _catalog.priority_steps(),
+    # Sweep for messages whose visibility timeout ran out (a killed worker's) a few times per
+    # timeout, scanning on every sweep: kombu's default waits about 100 s between scans.
+    "unacked_restore_interval": max(1, min(60, _settings.visibility_timeout // 4)),
+    "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
 
