@@ -46,7 +46,8 @@ def admit(req: JobRequest) -> Admission:
         if existing is not None:
             return _resume(existing, req)
 
-        errors |= size_errors(req.content, tier.max_content_chars, tier.name) if "content" not in errors else {}
+        if "content" not in errors:
+            errors |= size_errors(req.content, tier.max_content_chars, tier.name)
         if errors:
             return _reject(conn, req, tier, "invalid_input", errors)
 
@@ -65,8 +66,7 @@ def admit(req: JobRequest) -> Admission:
         reservation = quotas.reserve(conn, req.user_id, req.kind, tier, period)
         if not reservation.taken:
             jobs.reject(conn, req.job_id, reservation.reason, reservation.detail)
-            metrics.rejections.labels(tier=tier.name, reason=reservation.reason).inc()
-            return Admission(job_result(jobs.find(conn, req.job_id)))
+            return _rejected(conn, req, tier, reservation.reason)
     return Admission(tier=tier)
 
 
@@ -90,6 +90,12 @@ def _resume(row: Any, req: JobRequest) -> Admission:
 def _reject(conn, req: JobRequest, tier: Tier, reason: str, detail: Any, retry_after: int | None = None) -> Admission:
     if not jobs.insert(conn, req, tier.name, status="rejected", reason=reason, detail=detail, retry_after=retry_after):
         return _resume(_existing(conn, req), req)
+    return _rejected(conn, req, tier, reason)
+
+
+def _rejected(conn, req: JobRequest, tier: Tier, reason: str) -> Admission:
+    """Count, log and answer a rejection whose jobs row is written."""
     metrics.rejections.labels(tier=tier.name, reason=reason).inc()
+    metrics.jobs.labels(tier=tier.name, kind=req.kind, status="rejected").inc()
     log.info("job rejected", extra={"job_id": req.job_id, "user_id": req.user_id, "tier": tier.name, "reason": reason})
     return Admission(job_result(jobs.find(conn, req.job_id)))
