@@ -27,7 +27,9 @@ def _engine(url: str, pid: int) -> Engine:
         sqlalchemy_url(url),
         pool_size=20,
         max_overflow=40,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout (several per job). A connection
+        # dropped by a Postgres restart invalidates the pool on first use, and the tasks
+        # retry OperationalError (they are idempotent).
         pool_recycle=1800,
     )
 

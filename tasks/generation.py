@@ -8,6 +8,8 @@ import logging
 import time
 from datetime import timedelta
 
+from sqlalchemy.exc import OperationalError
+
 from config import get_settings
 from db.session import transaction
 from workers import jobs, metrics, runner
@@ -19,7 +21,7 @@ from workers.validation import notify_target
 log = logging.getLogger(__name__)
 
 
-@app.task(bind=True, name="litink.run_job", max_retries=None)
+@app.task(bind=True, name="litink.run_job", max_retries=None, autoretry_for=(OperationalError,), retry_backoff=True)
 def run_job(self, job_id, user_id, kind, type, tier, content, notify=None, queued_at=None):
     settings = get_settings()
     # A countdown is held unacked by the worker; keep it well inside the visibility timeout.

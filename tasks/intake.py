@@ -1,12 +1,15 @@
 """The producer-facing submit tasks: admit the job, then hand it to its tier's queue.
 
-``self.replace`` keeps the task id, so ``AsyncResult(job_id).get()`` returns the tier
-task's final JobResult.
+``self.replace`` freezes the tier task under this task's id, so
+``AsyncResult(job_id).get()`` returns the tier task's final JobResult.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from celery import Task, states
+from sqlalchemy.exc import OperationalError
 
 from tasks.generation import run_job
 from workers.admission import admit
@@ -15,11 +18,40 @@ from workers.periods import utcnow
 from workers.validation import JobRequest
 
 
-def _submit(task, kind: str, type_: str, user_id: Any, content: Any, idempotency_key: Any, notify: Any) -> dict:
+class IntakeTask(Task):
+    """Base of the submit tasks: replacement without Celery's Ignore.
+
+    Stock ``Task.replace`` publishes the new signature and then raises ``Ignore`` so that the
+    replaced task stores no result. On Python 3.11 Celery answers that Ignore by building two
+    billiard ``ExceptionInfo`` objects (a copy of every frame's ``co_positions`` and a
+    formatted traceback): 22% of a worker's CPU in the pipeline profile (docs/benchmarks.md).
+    Intake tasks therefore never store their own return value (``ignore_result``), so
+    ``on_replace`` publishes and simply returns; an answer given at intake (a rejection) is
+    stored under the job id explicitly, where the tier task would have stored it.
+    """
+
+    ignore_result = True
+    store_errors_even_if_ignored = True  # a system fault still reaches the producer's get()
+    autoretry_for = (OperationalError,)  # Postgres unreachable: admission is idempotent
+    retry_backoff = True
+    max_retries = 5
+
+    def on_replace(self, sig):
+        if self.request.is_eager:
+            return super().on_replace(sig)
+        sig.delay()
+        return None
+
+    def answer(self, result: dict[str, Any]) -> dict[str, Any]:
+        self.backend.store_result(self.request.id, result, states.SUCCESS)
+        return result
+
+
+def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any, idempotency_key: Any, notify: Any):
     req = JobRequest(task.request.id, kind, type_, user_id, content, idempotency_key, notify)
     admission = admit(req)
     if admission.tier is None:
-        return admission.result
+        return task.answer(admission.result)
     tier = admission.tier
     handover = run_job.signature(
         kwargs={"job_id": req.job_id, "user_id": req.user_id, "kind": kind, "type": type_, "tier": tier.name,
@@ -30,13 +62,13 @@ def _submit(task, kind: str, type_: str, user_id: Any, content: Any, idempotency
     return task.replace(handover)
 
 
-@app.task(bind=True, name="litink.submit_script")
+@app.task(bind=True, base=IntakeTask, name="litink.submit_script")
 def submit_script(self, user_id, content, script_type="cinematic", idempotency_key=None, notify=None):
     """Write a script (cinematic, narration, educational, marketing) from the content."""
     return _submit(self, "script", script_type, user_id, content, idempotency_key, notify)
 
 
-@app.task(bind=True, name="litink.submit_analysis")
+@app.task(bind=True, base=IntakeTask, name="litink.submit_analysis")
 def submit_analysis(self, user_id, content, analysis_type="summary", idempotency_key=None, notify=None):
     """Analyse the content (summary, keywords, difficulty, genre, characters)."""
     return _submit(self, "analysis", analysis_type, user_id, content, idempotency_key, notify)

@@ -59,6 +59,8 @@ def configure(**_) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    # One line per HTTP request is noise at INFO; the runner logs what matters about calls.
-    for chatty in ("httpx2", "httpx", "httpcore2", "httpcore"):
+    # One line per HTTP request, and Celery's per-task "received"/"succeeded" lines (which
+    # would also copy generated content into the logs), are noise at INFO: Flower and the
+    # metrics show them, and the runner logs what matters about calls.
+    for chatty in ("httpx2", "httpx", "httpcore2", "httpcore", "celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
