@@ -20,6 +20,12 @@ from db.session import get_engine
 from workers.errors import CallUsage
 
 CATALOG_TTL_SECONDS = 300
+RECORD_CALL = text(
+    "INSERT INTO llm_calls (job_id, attempt, tier, model, model_served, prompt_tokens, completion_tokens,"
+    " cost_usd, cost_source, status, error_class, http_status, latency_ms, generation_id)"
+    " VALUES (:j, :a, :tier, :model, :served, :p, :c, :cost, :source, :status, :err, :http, :lat, :gen)"
+    " ON CONFLICT (job_id, attempt) DO NOTHING"
+)
 
 
 class _CatalogPrices:
@@ -63,12 +69,7 @@ def record_call(conn: Connection, *, job_id: str, attempt: int, tier: Tier, mode
     """Insert one attempt's row; a replay of the same (job, attempt) writes nothing."""
     cost, source = price(usage, model, tier)
     conn.execute(
-        text(
-            "INSERT INTO llm_calls (job_id, attempt, tier, model, model_served, prompt_tokens, completion_tokens,"
-            " cost_usd, cost_source, status, error_class, http_status, latency_ms, generation_id)"
-            " VALUES (:j, :a, :tier, :model, :served, :p, :c, :cost, :source, :status, :err, :http, :lat, :gen)"
-            " ON CONFLICT (job_id, attempt) DO NOTHING"
-        ),
+        RECORD_CALL,
         {
             "j": job_id, "a": attempt, "tier": tier.name, "model": model, "served": usage.model_served,
             "p": usage.prompt_tokens, "c": usage.completion_tokens, "cost": cost, "source": source,

@@ -19,6 +19,11 @@ from typing import Any
 
 import openai
 
+try:  # the HTTP library the installed openai SDK is built on
+    import httpx2 as http_lib
+except ImportError:  # openai releases before the httpx2 move
+    import httpx as http_lib
+
 from config import Settings, get_settings
 from workers import errors
 from workers.errors import CallUsage
@@ -99,10 +104,12 @@ class OpenRouterClient:
 
     def complete(self, model: str, messages: list[dict[str, str]], *, max_tokens: int, temperature: float) -> Completion:
         started = time.perf_counter()
+        body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         try:
-            raw = self._sdk.chat.completions.with_raw_response.create(
-                model=model, messages=messages, max_tokens=max_tokens, temperature=temperature
-            )
+            # The SDK's own client (auth, headers, timeouts, error classes), asked for the raw
+            # response: chat.completions.create would first walk the params through its
+            # TypedDict transform and later build pydantic models, both measurable per call.
+            response = self._sdk.post("/chat/completions", body=body, cast_to=http_lib.Response)
         except openai.APIStatusError as exc:
             headers = exc.response.headers
             raise translate(exc.status_code, _error_body(exc.response),
@@ -112,7 +119,7 @@ class OpenRouterClient:
         except openai.APIConnectionError as exc:
             raise errors.ProviderUnavailable(f"{model}: connection failed ({exc.__cause__ or exc})") from exc
         latency_ms = int((time.perf_counter() - started) * 1000)
-        return Completion(*self._read(raw.http_response.content), latency_ms=latency_ms)
+        return Completion(*self._read(response.content), latency_ms=latency_ms)
 
     @staticmethod
     def _read(content: bytes) -> tuple[str, CallUsage]:

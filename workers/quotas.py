@@ -22,6 +22,25 @@ from workers.subscriptions import standing
 COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
 
 
+def _reserve_statement(column: str):
+    return text(
+        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, 1)"
+        f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + 1,"
+        " updated_at = now()"
+        f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} < CAST(:lim AS integer))"
+        "   AND (CAST(:cap AS numeric) IS NULL OR quota_usage.spend_usd < CAST(:cap AS numeric))"
+        f" RETURNING {column}"
+    )
+
+
+# Built once per job kind; the column is ours, never user input.
+RESERVE = {kind: _reserve_statement(column) for kind, column in COLUMN.items()}
+ADD_SPEND = text(
+    "UPDATE quota_usage SET spend_usd = spend_usd + :a, updated_at = now()"
+    " WHERE user_id = :u AND period_start = :s RETURNING spend_usd"
+)
+
+
 @dataclass(frozen=True)
 class Reservation:
     taken: bool
@@ -37,14 +56,7 @@ def reserve(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple
     if limit is not None and limit < 1:
         return _refusal(conn, user_id, kind, tier, period)
     taken = conn.execute(
-        text(
-            f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, 1)"
-            f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + 1,"
-            " updated_at = now()"
-            f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} < CAST(:lim AS integer))"
-            "   AND (CAST(:cap AS numeric) IS NULL OR quota_usage.spend_usd < CAST(:cap AS numeric))"
-            f" RETURNING {column}"
-        ),
+        RESERVE[kind],
         {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap},
     ).first()
     if taken is not None:
@@ -102,13 +114,7 @@ def refund(conn: Connection, job_id: str) -> bool:
 
 def add_spend(conn: Connection, user_id: str, period_start: date, amount: Decimal) -> Decimal | None:
     """Settle a job's cost against the period's spend. Returns the new total."""
-    row = conn.execute(
-        text(
-            "UPDATE quota_usage SET spend_usd = spend_usd + :a, updated_at = now()"
-            " WHERE user_id = :u AND period_start = :s RETURNING spend_usd"
-        ),
-        {"a": amount, "u": user_id, "s": period_start},
-    ).first()
+    row = conn.execute(ADD_SPEND, {"a": amount, "u": user_id, "s": period_start}).first()
     return row.spend_usd if row else None
 
 

@@ -11,6 +11,12 @@ from config import get_catalog, get_settings
 from config.tiers import Tier
 
 
+STANDING = text(
+    "SELECT tier, status, past_due_since, current_period_start, current_period_end"
+    " FROM subscriptions WHERE user_id = :u"
+)
+
+
 @dataclass(frozen=True)
 class Standing:
     """A user's effective subscription at one instant."""
@@ -33,13 +39,7 @@ def effective_tier_name(status: str | None, tier: str | None, past_due_since: da
 
 
 def standing(conn: Connection, user_id: str, now: datetime) -> Standing:
-    row = conn.execute(
-        text(
-            "SELECT tier, status, past_due_since, current_period_start, current_period_end"
-            " FROM subscriptions WHERE user_id = :u"
-        ),
-        {"u": user_id},
-    ).first()
+    row = conn.execute(STANDING, {"u": user_id}).first()
     if row is None:
         return Standing(get_catalog().default, "none", None, None)
     name = effective_tier_name(row.status, row.tier, row.past_due_since, now)
