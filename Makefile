@@ -1,28 +1,16 @@
-# The two quickstart commands, `make demo` and `make test`, build their own virtual
-# environment first. Without DATABASE_URL / REDIS_URL they start embedded servers.
+# Shorthands for dev.py, which needs nothing but Python 3.11 (see README.md).
 PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+demo:
+	$(PYTHON) dev.py demo
 
-install: $(STAMP)
+test:
+	$(PYTHON) dev.py test
 
-demo: $(STAMP)
-	$(VENV)/bin/litink demo
-
-test: $(STAMP)
-	$(PY) -m pytest -q
-
-bench: $(STAMP)
-	$(PY) -m bench.throughput
+bench:
+	$(PYTHON) dev.py bench
 
 clean:
-	rm -rf $(VENV) .data *.egg-info
+	rm -rf .venv .data *.egg-info

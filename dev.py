@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""The two quickstart commands, with nothing but Python 3.11 on the machine:
+
+    python3 dev.py demo    # the end-to-end demo
+    python3 dev.py test    # the test suite
+
+Each builds `.venv` and installs the project with its test extras when pyproject.toml has
+changed since the last install, then runs inside it. Without DATABASE_URL / REDIS_URL
+both start embedded Postgres and Redis under `.data/`. Extra arguments go to the command
+(`python3 dev.py test -k quota`, `python3 dev.py demo --latency-ms 50`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+
+
+def ensure_environment() -> None:
+    stamp = VENV / f".installed-{hashlib.sha1((ROOT / 'pyproject.toml').read_bytes()).hexdigest()[:12]}"
+    if stamp.exists():
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("installing the project and its test dependencies into .venv", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + ["--upgrade", "pip"], check=True)
+    subprocess.run(pip + ["-e", f"{ROOT}[dev]"], check=True)
+    for old in VENV.glob(".installed-*"):
+        old.unlink()
+    stamp.touch()
+
+
+COMMANDS = {
+    "demo": lambda args: [str(BIN / "litink"), "demo", *args],
+    "test": lambda args: [str(BIN / "python"), "-m", "pytest", "-q", *args],
+    "bench": lambda args: [str(BIN / "python"), "-m", "bench.throughput", *args],
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 2
+    if sys.version_info < (3, 11):
+        print("Python 3.11 or newer is needed", file=sys.stderr)
+        return 2
+    ensure_environment()
+    os.chdir(ROOT)
+    return subprocess.call(COMMANDS[argv[0]](argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
