@@ -16,6 +16,9 @@ from config import get_settings
 
 log = logging.getLogger(__name__)
 DATA_DIR = Path(".data")
+# pgserver logs every pg_ctl call at INFO, including from its atexit hook, after pytest or
+# the CLI has closed its streams.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 @dataclass
