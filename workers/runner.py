@@ -60,17 +60,18 @@ def _outcome(error: ProviderError | None) -> str:
     return "fatal"
 
 
-def run(work: Work, claim: jobs.Claim, sleep=None) -> dict[str, Any]:
+def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
     """Call the tier's model chain for a claimed job and settle it. Returns the JobResult."""
     tier = get_catalog().tier(work.tier)
     messages, max_tokens, temperature, note = prompt(work, tier)
     client = get_client()
     attempt_no = claim.first_attempt
     success: dict[str, Any] = {}
-    started = [0.0]
+    started = time.perf_counter()
 
     def call(model: str) -> Completion:
-        started[0] = time.perf_counter()
+        nonlocal started
+        started = time.perf_counter()
         with provider_slot(model):
             return client.complete(model, messages, max_tokens=max_tokens, temperature=temperature)
 
@@ -82,20 +83,20 @@ def run(work: Work, claim: jobs.Claim, sleep=None) -> dict[str, Any]:
             metrics.llm_latency.labels(model=model).observe(completion.latency_ms / 1000)
             success.update(attempt=attempt_no, model=model, completion=completion)
         else:
+            latency_ms = int((time.perf_counter() - started) * 1000)
             with transaction() as conn:  # a failed attempt is recorded at once
                 cost = costs.record_call(
                     conn, job_id=work.job_id, attempt=attempt_no, tier=tier, model=model, usage=error.usage,
-                    status=outcome, latency_ms=int((time.perf_counter() - started[0]) * 1000), error_class=type(error).__name__, http_status=error.status,
+                    status=outcome, latency_ms=latency_ms, error_class=type(error).__name__, http_status=error.status,
                 )
             metrics.llm_cost.labels(tier=tier.name, model=model).inc(float(cost))
             log.warning("provider call failed", extra={"job_id": work.job_id, "tier": tier.name, "model": model,
                                                        "error": type(error).__name__, "status": error.status})
         attempt_no += 1
 
-    chain_kwargs = {"sleep": sleep} if sleep is not None else {}
     try:
         served = run_chain(tier.models, call, policy=tier.retry, on_attempt=on_attempt,
-                           in_process_cap=get_settings().retry_in_process_cap_seconds, **chain_kwargs)
+                           in_process_cap=get_settings().retry_in_process_cap_seconds, sleep=sleep)
     except (RetryableError, FallbackError, FatalProviderError) as exc:
         return _settle_failure(work, claim, tier, exc, note)
 
