@@ -58,6 +58,8 @@ def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any,
                 "content": req.content, "notify": notify, "queued_at": utcnow().timestamp()},
         queue=tier.queue,
         priority=tier.priority,
+        # Flower, events and logs show this instead of the kwargs: never the user's content.
+        kwargsrepr=repr({"job_id": req.job_id, "kind": kind, "type": type_, "tier": tier.name}),
     )
     return task.replace(handover)
 

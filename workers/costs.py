@@ -16,10 +16,10 @@ from decimal import Decimal
 from sqlalchemy import Connection, text
 
 from config.tiers import Tier
-from db.session import get_engine
 from workers.errors import CallUsage
 
 CATALOG_TTL_SECONDS = 300
+CATALOG = text("SELECT model, prompt_price, completion_price FROM model_prices")
 RECORD_CALL = text(
     "INSERT INTO llm_calls (job_id, attempt, tier, model, model_served, prompt_tokens, completion_tokens,"
     " cost_usd, cost_source, status, error_class, http_status, latency_ms, generation_id)"
@@ -36,13 +36,14 @@ class _CatalogPrices:
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
-    def get(self, model: str) -> tuple[Decimal, Decimal] | None:
+    def get(self, conn: Connection, model: str) -> tuple[Decimal, Decimal] | None:
+        """The model's price, reloading the table on ``conn`` (the caller's connection, so a
+        busy pool is never asked for a second one) when the cache is stale."""
         if time.monotonic() - self._loaded_at > CATALOG_TTL_SECONDS:
             with self._lock:
                 if time.monotonic() - self._loaded_at > CATALOG_TTL_SECONDS:
-                    with get_engine().connect() as conn:
-                        rows = conn.execute(text("SELECT model, prompt_price, completion_price FROM model_prices"))
-                        self._prices = {r.model: (r.prompt_price, r.completion_price) for r in rows}
+                    rows = conn.execute(CATALOG)
+                    self._prices = {r.model: (r.prompt_price, r.completion_price) for r in rows}
                     self._loaded_at = time.monotonic()
         return self._prices.get(model)
 
@@ -53,12 +54,12 @@ class _CatalogPrices:
 catalog_prices = _CatalogPrices()
 
 
-def price(usage: CallUsage, model: str, tier: Tier) -> tuple[Decimal, str]:
+def price(conn: Connection, usage: CallUsage, model: str, tier: Tier) -> tuple[Decimal, str]:
     if usage.cost is not None:
         return usage.cost, "provider"
     if not (usage.prompt_tokens or usage.completion_tokens):
         return Decimal(0), "none"
-    listed = catalog_prices.get(usage.model_served or model) or catalog_prices.get(model)
+    listed = catalog_prices.get(conn, usage.model_served or model) or catalog_prices.get(conn, model)
     if listed is not None:
         return usage.prompt_tokens * listed[0] + usage.completion_tokens * listed[1], "catalog"
     return usage.prompt_tokens * tier.price.prompt + usage.completion_tokens * tier.price.completion, "config"
@@ -67,7 +68,7 @@ def price(usage: CallUsage, model: str, tier: Tier) -> tuple[Decimal, str]:
 def record_call(conn: Connection, *, job_id: str, attempt: int, tier: Tier, model: str, usage: CallUsage,
                 status: str, latency_ms: int, error_class: str | None = None, http_status: int | None = None) -> Decimal:
     """Insert one attempt's row; a replay of the same (job, attempt) writes nothing."""
-    cost, source = price(usage, model, tier)
+    cost, source = price(conn, usage, model, tier)
     conn.execute(
         RECORD_CALL,
         {
