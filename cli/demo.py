@@ -42,7 +42,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def run_demo(latency_ms: int = 300, jobs_per_user: int = 1) -> int:
+def run_demo(latency_ms: int = 300) -> int:
     from cli.main import use_services
     from config import get_catalog, get_settings
     from db.migrate import upgrade_to_head

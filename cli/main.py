@@ -34,7 +34,7 @@ def cmd_migrate(args) -> int:
 def cmd_demo(args) -> int:
     from cli.demo import run_demo
 
-    return run_demo(latency_ms=args.latency_ms, jobs_per_user=args.jobs)
+    return run_demo(latency_ms=args.latency_ms)
 
 
 def cmd_emulator(args) -> int:
@@ -197,7 +197,6 @@ def parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run jobs for several tiers end to end and show what they cost")
     demo.add_argument("--latency-ms", type=int, default=300, help="emulator latency (without OPENROUTER_API_KEY)")
-    demo.add_argument("--jobs", type=int, default=2, help="scripts per demo user")
     demo.set_defaults(func=cmd_demo)
 
     emu = sub.add_parser("emulator", help="run the local OpenRouter emulator (development tool)")

@@ -39,7 +39,7 @@ CLAIM = text(
     "UPDATE jobs SET status = 'running', deliveries = deliveries + 1, lease_until = :until,"
     " started_at = coalesce(started_at, :now)"
     " WHERE id = :j AND (status = 'queued' OR (status = 'running' AND lease_until < :now))"
-    f" RETURNING deliveries, {JOB_COLUMNS},"
+    " RETURNING deliveries,"
     " (SELECT coalesce(max(attempt), 0) FROM llm_calls WHERE job_id = :j) AS last_attempt"
 )
 LEASE_LEFT = text("SELECT extract(epoch FROM lease_until - now()) FROM jobs WHERE id = :j")
@@ -96,7 +96,6 @@ class Claim:
     job_id: str
     delivery: int          # jobs.deliveries after this claim; settles must match it
     first_attempt: int     # llm_calls.attempt numbers continue after earlier deliveries'
-    row: Any
 
 
 def claim(conn: Connection, job_id: str, lease: timedelta) -> Claim | Any | None:
@@ -111,7 +110,7 @@ def claim(conn: Connection, job_id: str, lease: timedelta) -> Claim | Any | None
         {"j": job_id, "now": now, "until": now + lease},
     ).first()
     if row is not None:
-        return Claim(job_id, row.deliveries, row.last_attempt + 1, row)
+        return Claim(job_id, row.deliveries, row.last_attempt + 1)
     current = find(conn, job_id)
     if current is None:
         raise LookupError(f"job {job_id} has no jobs row")
