@@ -3,11 +3,11 @@
 Why each non-default setting is here:
 - JSON only: no pickle, and any producer that knows a task name can talk to the workers.
 - acks_late + reject_on_worker_lost: a job is never lost to a crash; it can run twice, so
-  every task is idempotent (see workers/jobs.py).
+  every task is idempotent (see workers/pipeline/jobs.py).
 - prefetch 1: a worker never sits on messages it is not running, or priority would be hidden.
 - visibility_timeout: Redis redelivers a message not acked this many seconds after it was
   fetched. It must exceed the longest task (task_time_limit) plus any countdown we schedule
-  (capped in workers/model_chain.py), or a healthy task would be delivered twice.
+  (capped in workers/llm/model_chain.py), or a healthy task would be delivered twice.
 - priority: on Redis 0 is the highest priority. `queue_order_strategy='priority'` with
   explicit `priority_steps` makes a worker consuming several queues BRPOP over
   (priority step x queue), so the message priority decides first. kombu's default `sep`

@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     from db.session import get_engine, transaction
     from tasks.client import LitinkClient
     from workers.app import app
-    from workers.periods import utcnow
-    from workers.subscriptions import set_tier
+    from workers.quotas.periods import utcnow
+    from workers.quotas.subscriptions import set_tier
 
     free_users = [f"bench-{run}-free-{i}" for i in range(args.free)]  # no subscription row: the default tier
     pro_users = [f"bench-{run}-pro-{i}" for i in range(args.pro)]

@@ -247,8 +247,8 @@ class Bench:
 
     def pipeline_users(self) -> list[str]:
         from db.session import transaction
-        from workers.periods import utcnow
-        from workers.subscriptions import set_tier
+        from workers.quotas.periods import utcnow
+        from workers.quotas.subscriptions import set_tier
 
         users = [f"bench-{self.run_id}-{PIPELINE_TIERS[i % 2]}-{i}" for i in range(self.args.users)]
         with transaction() as conn:

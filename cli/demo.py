@@ -101,7 +101,7 @@ def _provider(stack: contextlib.ExitStack, latency_ms: int):
 
 
 def _free_port() -> int:
-    from workers.embedded import free_port
+    from devtools.embedded import free_port
 
     return free_port()
 
@@ -137,8 +137,8 @@ def _start_worker(stack: contextlib.ExitStack, metrics_port: int) -> None:
 def _subscribe_users(run: str) -> dict[str, str]:
     from config import get_catalog
     from db.session import transaction
-    from workers.periods import utcnow
-    from workers.subscriptions import set_tier
+    from workers.quotas.periods import utcnow
+    from workers.quotas.subscriptions import set_tier
 
     users = {tier: f"demo-{run}-{tier}" for tier in get_catalog().tiers}
     with transaction() as conn:

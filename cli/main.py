@@ -14,7 +14,7 @@ from cli.render import table, to_json
 def use_services() -> Any:
     """Point this process (and its children) at the configured or embedded servers."""
     from config import get_catalog, get_settings
-    from workers.embedded import ensure_services
+    from devtools.embedded import ensure_services
 
     services = ensure_services()
     os.environ.update(services.env())
@@ -79,8 +79,8 @@ def _job_text(r: dict) -> str:
 
 def cmd_jobs_show(args) -> int:
     from db.session import get_engine
-    from workers import jobs
-    from workers.job_result import job_result
+    from workers.pipeline import jobs
+    from workers.pipeline.job_result import job_result
 
     use_services()
     with get_engine().connect() as conn:
@@ -95,8 +95,8 @@ def cmd_jobs_show(args) -> int:
 
 def cmd_usage(args) -> int:
     from db.session import get_engine
-    from workers.periods import utcnow
-    from workers.quotas import usage
+    from workers.quotas.periods import utcnow
+    from workers.quotas.allowance import usage
 
     use_services()
     with get_engine().connect() as conn:
@@ -114,8 +114,8 @@ def cmd_usage(args) -> int:
 
 def cmd_subscriptions_set(args) -> int:
     from db.session import transaction
-    from workers.periods import utcnow
-    from workers.subscriptions import set_tier
+    from workers.quotas.periods import utcnow
+    from workers.quotas.subscriptions import set_tier
 
     use_services()
     try:
@@ -130,8 +130,8 @@ def cmd_subscriptions_set(args) -> int:
 
 def cmd_models_sync(args) -> int:
     from db.session import transaction
-    from workers import model_catalog
-    from workers.periods import utcnow
+    from workers.llm import model_catalog
+    from workers.quotas.periods import utcnow
 
     use_services()
     models = model_catalog.fetch_models()
@@ -143,7 +143,7 @@ def cmd_models_sync(args) -> int:
 
 def cmd_models_list(args) -> int:
     from db.session import get_engine
-    from workers import model_catalog
+    from workers.llm import model_catalog
 
     use_services()
     with get_engine().connect() as conn:
@@ -154,8 +154,8 @@ def cmd_models_list(args) -> int:
 
 def cmd_costs(args) -> int:
     from db.session import get_engine
-    from workers.report_html import render_html
-    from workers.reports import build_report
+    from workers.reporting.html import render_html
+    from workers.reporting.report import build_report
 
     use_services()
     with get_engine().connect() as conn:
@@ -167,14 +167,14 @@ def cmd_costs(args) -> int:
     if args.json:
         print(to_json(report))
     elif not args.html:
-        from cli.costs_text import render_text
+        from workers.reporting.text import render_text
 
         print(render_text(report))
     return 0
 
 
 def cmd_flower(args) -> int:
-    from workers.flower import main as flower_main
+    from workers.ops.flower import main as flower_main
 
     use_services()
     return flower_main(["--insecure-local"] if args.insecure_local else [])
@@ -182,7 +182,7 @@ def cmd_flower(args) -> int:
 
 def cmd_webhooks(args) -> int:
     from config import get_settings
-    from workers.webhook_server import main as webhooks_main
+    from workers.ops.webhook_server import main as webhooks_main
 
     use_services()
     webhooks_main(args.host, args.port or get_settings().webhook_port)

@@ -7,6 +7,7 @@ Secrets are :class:`pydantic.SecretStr`, so ``repr()`` and logs show ``*********
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from functools import lru_cache
 from typing import Literal
 
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+DATA_DIR = Path(".data")  # local state: embedded servers, flower.db, the beat schedule
 DEFAULT_VISIBILITY_TIMEOUT = 3600
 DEFAULT_METRICS_PORT = 9808
 DEFAULT_WEBHOOK_PORT = 8081
@@ -22,7 +24,7 @@ DEFAULT_WEBHOOK_PORT = 8081
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    # Services. Unset means "start embedded ones" for the demo and tests (see workers.embedded).
+    # Services. Unset means "start embedded ones" for the demo and tests (see devtools.embedded).
     database_url: str | None = None
     redis_url: str | None = None
 

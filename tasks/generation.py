@@ -12,11 +12,13 @@ from sqlalchemy.exc import OperationalError
 
 from config import get_settings
 from db.session import transaction
-from workers import jobs, metrics, runner
+from workers.pipeline import jobs
+from workers.ops import metrics
+from workers.pipeline import runner
 from workers.app import app
 from workers.errors import DeferredRetry
-from workers.job_result import job_result
-from workers.validation import notify_target
+from workers.pipeline.job_result import job_result
+from workers.pipeline.validation import notify_target
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from celery import Task, states
 from sqlalchemy.exc import OperationalError
 
 from tasks.generation import run_job
-from workers.admission import admit
+from workers.pipeline.admission import admit
 from workers.app import app
-from workers.periods import utcnow
-from workers.validation import JobRequest
+from workers.quotas.periods import utcnow
+from workers.pipeline.validation import JobRequest
 
 
 class IntakeTask(Task):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from db.session import transaction
-from workers import model_catalog, monthly_reset
-from workers.alerts import check_cost_thresholds
+from workers.llm import model_catalog
+from workers.quotas import monthly_reset
+from workers.reporting.alerts import check_cost_thresholds
 from workers.app import app
-from workers.costs import catalog_prices
-from workers.periods import utcnow
+from workers.llm.costs import catalog_prices
+from workers.quotas.periods import utcnow
 
 log = logging.getLogger(__name__)
 

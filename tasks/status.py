@@ -5,10 +5,11 @@ from __future__ import annotations
 from celery.result import AsyncResult
 
 from db.session import get_engine
-from workers import jobs, quotas
+from workers.pipeline import jobs
+from workers.quotas import allowance as quotas
 from workers.app import app
-from workers.job_result import job_result
-from workers.periods import utcnow
+from workers.pipeline.job_result import job_result
+from workers.quotas.periods import utcnow
 
 
 @app.task(name="litink.job_status")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.embedded import ensure_services, free_port
+from devtools.embedded import ensure_services, free_port
 
 _services = ensure_services(Path(".data/test"))
 _EMULATOR_PORT = free_port()
@@ -127,8 +127,8 @@ def client():
 @pytest.fixture
 def subscribe(db):
     """Put a user on a tier, as an operator would."""
-    from workers.periods import utcnow
-    from workers.subscriptions import set_tier
+    from workers.quotas.periods import utcnow
+    from workers.quotas.subscriptions import set_tier
 
     def put(user_id: str, tier: str) -> None:
         with get_engine().begin() as conn:

@@ -2,7 +2,8 @@
 
 from celery import Celery, signals
 
-from workers import log_setup, metrics_server
+from workers.ops import log_setup
+from workers.ops import metrics_server
 
 TASK_MODULES = [
     "tasks.intake",

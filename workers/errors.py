@@ -1,5 +1,5 @@
 """The project's error tree. Vendor exceptions are translated into it in exactly one place
-(``workers.openrouter.translate``), so tasks never see an SDK or HTTP exception.
+(``workers.llm.openrouter.translate``), so tasks never see an SDK or HTTP exception.
 
     LitinkError
      +-- ProviderError                  OpenRouter did not give us a usable answer

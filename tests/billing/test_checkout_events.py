@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from workers.subscriptions import standing
+from workers.quotas.subscriptions import standing
 
 from .conftest import T0
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from workers.subscriptions import standing
+from workers.quotas.subscriptions import standing
 
 from .conftest import T0
 

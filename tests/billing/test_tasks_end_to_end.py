@@ -9,8 +9,8 @@ import requests
 from sqlalchemy import text
 
 from workers.app import app
-from workers.subscriptions import standing
-from workers.webhook_server import create_app
+from workers.quotas.subscriptions import standing
+from workers.ops.webhook_server import create_app
 
 from .conftest import running_receiver, sign
 

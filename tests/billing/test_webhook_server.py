@@ -12,7 +12,7 @@ from celery import Celery
 
 from config import get_settings
 from workers.app import app
-from workers.webhook_server import create_app
+from workers.ops.webhook_server import create_app
 
 from .conftest import running_receiver, sign
 

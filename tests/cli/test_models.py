@@ -24,8 +24,8 @@ def test_models_sync_stores_exact_prices_and_list_shows_every_tier_model(emulato
 
 
 def test_a_model_that_disappears_from_the_list_is_marked_unlisted(emulator, db):
-    from workers import model_catalog
-    from workers.periods import utcnow
+    from workers.llm import model_catalog
+    from workers.quotas.periods import utcnow
 
     db.execute(text("INSERT INTO model_prices (model, prompt_price, completion_price, listed, synced_at)"
                     " VALUES ('retired/model', 0.000001, 0.000002, true, now() - interval '1 day')"))

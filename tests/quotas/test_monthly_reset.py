@@ -6,7 +6,7 @@ from celery.schedules import crontab
 from sqlalchemy import text
 
 from tasks.schedule import beat_schedule
-from workers.monthly_reset import roll
+from workers.quotas.monthly_reset import roll
 
 
 def test_rolling_twice_or_a_day_late_changes_nothing_more(db, subscribe):

@@ -6,9 +6,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import text
 
-from workers.admission import admit
-from workers.periods import calendar_month, utcnow
-from workers.validation import JobRequest
+from workers.pipeline.admission import admit
+from workers.quotas.periods import calendar_month, utcnow
+from workers.pipeline.validation import JobRequest
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
-from workers.embedded import free_port
-from workers.rate_limit import UserRateLimiter
+from devtools.embedded import free_port
+from workers.quotas.rate_limit import UserRateLimiter
 
 from config import get_settings
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from db.session import get_engine
 from workers.billing.client import build_client, price_for, stripe_errors
 from workers.billing.errors import AlreadySubscribed, BillingRequestError, StripeRejected
-from workers.subscriptions import standing
+from workers.quotas.subscriptions import standing
 
 # Without a scope (a direct call), the same request within this window sends the same
 # idempotency key. The task passes its id as the scope instead: a retry or a redelivery

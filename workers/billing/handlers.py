@@ -19,7 +19,7 @@ from workers.billing import payloads, state
 from workers.billing.client import tier_for_prices
 from workers.billing.state import SubscriptionState
 from workers.billing.webhooks import Event
-from workers.subscriptions import record_change
+from workers.quotas.subscriptions import record_change
 
 # Stripe subscription status -> ours. "incomplete" (first payment pending) maps to nothing.
 STATUSES = {

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from config import get_catalog
-from workers.subscriptions import effective_tier_name
+from workers.quotas.subscriptions import effective_tier_name
 
 _LOCK_NAMESPACE = b"litink.subscriptions:"
 

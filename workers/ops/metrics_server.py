@@ -1,0 +1,95 @@
+"""Exposing workers/ops/metrics.py to Prometheus: an HTTP ``/metrics`` endpoint in the worker.
+
+Two modes, chosen by prometheus_client's own environment variable:
+
+- ``PROMETHEUS_MULTIPROC_DIR`` unset: the process's default registry, served by
+  ``start_http_server``. Right for the threads and gevent pools (one process).
+- ``PROMETHEUS_MULTIPROC_DIR`` set (prefork pool, or several worker processes on one host):
+  every process writes its samples to files in that directory, and the endpoint serves a
+  fresh ``CollectorRegistry`` holding a ``MultiProcessCollector`` that sums them. The
+  directory must exist, be empty at deploy time, and be set in the environment before Python
+  starts (prometheus_client picks its value store at import). A pool child that exits is
+  marked dead, which drops its live-gauge files.
+
+Only one process per host can bind a port: a second worker with the same ``METRICS_PORT``
+logs a warning and runs without an endpoint (in multiprocess mode the first one already
+serves everybody's samples).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import multiprocess
+
+from config import get_settings
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DEFAULT_ADDR = "0.0.0.0"
+
+_lock = threading.Lock()
+_server: Any = None
+
+
+def multiprocess_dir() -> str | None:
+    # prometheus_client reads this variable itself, at import; we follow the same switch.
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def start_metrics_server(port: int, addr: str = DEFAULT_ADDR) -> Any:
+    """Serve ``/metrics`` on ``port`` in a daemon thread and return the server (its
+    ``shutdown()`` stops it). Raises ``OSError`` when the port is taken."""
+    path = multiprocess_dir()
+    if path:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=path)
+        server, _thread = start_http_server(port, addr, registry=registry)
+    else:
+        server, _thread = start_http_server(port, addr)
+    log.info("metrics on http://%s:%d/metrics (%s)", addr, server.server_port,
+             "multiprocess" if path else "single process")
+    return server
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """Start the endpoint once per process, in the worker's main process."""
+    global _server
+    port = get_settings().metrics_port
+    if port == 0:
+        return
+    with _lock:
+        if _server is not None:  # a second worker in one process (tests): keep the first endpoint
+            return
+        try:
+            _server = start_metrics_server(port)
+        except OSError as exc:
+            log.warning("metrics endpoint not started: port %d unavailable (%s); set METRICS_PORT per process "
+                        "or PROMETHEUS_MULTIPROC_DIR", port, exc)
+
+
+def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:
+    path = multiprocess_dir()
+    if path:
+        multiprocess.mark_process_dead(pid or os.getpid(), path)
+
+
+def install(app: Any) -> None:
+    """Wire the endpoint to ``app``'s workers: start it on ``worker_init``; in multiprocess
+    mode, mark each prefork child dead when it exits."""
+    from celery import signals
+
+    def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
+        if getattr(sender, "app", app) is app:
+            _on_worker_init(sender, **kwargs)
+
+    # dispatch_uid: installing twice for one app connects once.
+    signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid=f"litink.metrics_server.init.{id(app)}")
+    signals.worker_process_shutdown.connect(
+        _on_process_shutdown, weak=False, dispatch_uid="litink.metrics_server.process_shutdown"
+    )

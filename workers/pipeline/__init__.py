@@ -1,0 +1,1 @@
+"""Admission, validation, the jobs table and the running of one job."""

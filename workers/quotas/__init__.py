@@ -1,0 +1,1 @@
+"""Tiers at run time: subscriptions, quota periods, allowances, spend caps and rate limits."""

@@ -1,0 +1,155 @@
+"""Monthly allowances and spend caps, enforced without races.
+
+A unit is taken at intake by one conditional upsert on the user's row for the period: the
+row lock that ON CONFLICT DO UPDATE takes serialises concurrent submits, and the WHERE
+clause refuses the unit once the allowance or the spend cap is reached. 100 concurrent
+submits with 10 units left take exactly 10.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from config.tiers import Tier, remaining
+from workers.quotas.periods import quota_period
+from workers.quotas.subscriptions import standing
+
+COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
+
+
+def _reserve_statement(column: str):
+    return text(
+        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, 1)"
+        f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + 1,"
+        " updated_at = now()"
+        f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} < CAST(:lim AS integer))"
+        "   AND (CAST(:cap AS numeric) IS NULL OR quota_usage.spend_usd < CAST(:cap AS numeric))"
+        f" RETURNING {column}"
+    )
+
+
+# Built once per job kind; the column is ours, never user input.
+RESERVE = {kind: _reserve_statement(column) for kind, column in COLUMN.items()}
+ADD_SPEND = text(
+    "UPDATE quota_usage SET spend_usd = spend_usd + :a, updated_at = now()"
+    " WHERE user_id = :u AND period_start = :s RETURNING spend_usd"
+)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    taken: bool
+    reason: str | None = None          # quota_exceeded or spend_cap_reached
+    detail: dict[str, Any] | None = None
+
+
+def reserve(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Reservation:
+    """Take one unit of ``kind`` for ``user_id`` in ``period``, or say why not."""
+    column = COLUMN[kind]
+    limit = tier.allowance(kind)
+    cap = tier.spend_cap_usd
+    if limit is not None and limit < 1:
+        return _refusal(conn, user_id, kind, tier, period)
+    taken = conn.execute(
+        RESERVE[kind],
+        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap},
+    ).first()
+    if taken is not None:
+        return Reservation(True)
+    return _refusal(conn, user_id, kind, tier, period)
+
+
+def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Reservation:
+    row = _row(conn, user_id, period[0])
+    used = getattr(row, COLUMN[kind], 0) if row else 0
+    spend = row.spend_usd if row else Decimal(0)
+    limit = tier.allowance(kind)
+    if limit is not None and used >= limit:
+        noun = "scripts (videos)" if kind == "script" else "analyses"
+        return Reservation(False, "quota_exceeded", {
+            "used": used, "limit": limit, "period_start": period[0].isoformat(), "period_end": period[1].isoformat(),
+            "message": f"Monthly limit reached: you have used {used} of {limit} {noun} on the {tier.name} tier."
+                       " Upgrade your subscription for a larger allowance.",
+        })
+    return Reservation(False, "spend_cap_reached", {
+        "spend_usd": format(spend, "f"), "spend_cap_usd": format(tier.spend_cap_usd, "f"),
+        "period_start": period[0].isoformat(), "period_end": period[1].isoformat(),
+        "message": f"The {tier.name} tier's monthly model spend cap is reached. Upgrade your subscription.",
+    })
+
+
+def _row(conn: Connection, user_id: str, period_start: date) -> Any:
+    return conn.execute(
+        text("SELECT scripts_used, analyses_used, spend_usd FROM quota_usage WHERE user_id = :u AND period_start = :s"),
+        {"u": user_id, "s": period_start},
+    ).first()
+
+
+def refund(conn: Connection, job_id: str) -> bool:
+    """Give a failed job's unit back, once: the jobs row remembers that it was refunded."""
+    job = conn.execute(
+        text(
+            "UPDATE jobs SET quota_refunded = true WHERE id = :j AND NOT quota_refunded"
+            " AND quota_period IS NOT NULL RETURNING user_id, kind, quota_period"
+        ),
+        {"j": job_id},
+    ).first()
+    if job is None:
+        return False
+    column = COLUMN[job.kind]
+    conn.execute(
+        text(
+            f"UPDATE quota_usage SET {column} = {column} - 1, updated_at = now()"
+            f" WHERE user_id = :u AND period_start = :s AND {column} > 0"
+        ),
+        {"u": job.user_id, "s": job.quota_period},
+    )
+    return True
+
+
+def add_spend(conn: Connection, user_id: str, period_start: date, amount: Decimal) -> Decimal | None:
+    """Settle a job's cost against the period's spend. Returns the new total."""
+    row = conn.execute(ADD_SPEND, {"a": amount, "u": user_id, "s": period_start}).first()
+    return row.spend_usd if row else None
+
+
+def usage(conn: Connection, user_id: str, now: datetime) -> dict[str, Any]:
+    """The user's tier, limits, current period, used, remaining and spend: ``litink.usage``."""
+    st = standing(conn, user_id, now)
+    tier = st.tier
+    start, end = quota_period(now, st.period_start, st.period_end)
+    row = _row(conn, user_id, start)
+    scripts = row.scripts_used if row else 0
+    analyses = row.analyses_used if row else 0
+    spend = row.spend_usd if row else Decimal(0)
+
+    def counted(limit: int | None, used: int) -> dict[str, Any]:
+        left = remaining(limit, used)
+        return {"used": used, "limit": "unlimited" if limit is None else limit,
+                "remaining": "unlimited" if left is None else left}
+
+    videos = counted(tier.limits.videos_per_month, scripts)
+    under_cap = tier.spend_cap_usd is None or spend < tier.spend_cap_usd
+    limits = tier.limits.model_dump(mode="json")
+    limits = {k: ("unlimited" if v is None and k != "price_monthly" else "custom" if v is None else v)
+              for k, v in limits.items()}
+    return {
+        "user_id": user_id,
+        "tier": tier.name,
+        "status": st.status,
+        "limits": limits | {"analyses_per_month": "unlimited" if tier.analyses_per_month is None else tier.analyses_per_month,
+                            "requests_per_minute": tier.requests_per_minute},
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "videos": videos,
+        "analyses": counted(tier.analyses_per_month, analyses),
+        "used": scripts,
+        "remaining": videos["remaining"],
+        "spend_usd": format(spend, "f"),
+        "spend_cap_usd": None if tier.spend_cap_usd is None else format(tier.spend_cap_usd, "f"),
+        "can_generate": under_cap and videos["remaining"] != 0,
+    }

@@ -1,0 +1,1 @@
+"""The cost and margin report (data, HTML and text) and cost alerts."""

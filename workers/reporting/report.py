@@ -1,0 +1,449 @@
+"""The cost and margin report, as data: queries and aggregation only (rendering is in
+workers/reporting/html.py, the command line in cli/).
+
+The window is ``[date_from, date_to]``, both inclusive, in UTC days. Without ``date_to`` it
+ends today; without ``date_from`` it starts on the first day of ``date_to``'s month (month to
+date). Every figure is JSON-ready: money is an exact decimal string (never a float), ratios
+are decimal strings with four places (``"0.2500"`` is 25 %), counts are ints, and a figure
+that has no meaning (a margin without revenue, a rate without any jobs) is ``None``.
+
+What each figure counts:
+
+- Cost: ``llm_calls.cost_usd`` of the calls made in the window, failed attempts included
+  (they are billed too), by the call's tier, its requested model and its UTC day.
+- Jobs, cost per job and fallbacks: the jobs submitted in the window. The cost of a job is
+  the sum of all its calls; "finished" means succeeded or failed.
+- Revenue: today's ``active`` subscriptions (the table holds the current state, not a
+  history), each at its tier's ``price_monthly`` times the window's length in months, where
+  each calendar month touched counts as (days of the window in it) / (days in that month).
+  So a full calendar month is 1, 1-15 April is 0.5. Custom prices (``None``) are not list
+  revenue and count as 0; each tier's revenue is rounded to the cent (half to even).
+- Margin: ``(revenue - cost) / revenue``; ``None`` when revenue is 0 (the free tier, a custom
+  tier, or a tier without subscribers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from config import get_catalog
+from db.models import JOB_STATUSES
+from workers.quotas.periods import utcnow
+
+DIRECTIONS = ("upgrade", "downgrade", "lateral")
+
+RATIO_PLACES = 4          # "0.2500"
+PER_UNIT_PLACES = 10      # averages of tiny per-call costs: 1e-10 USD
+REVENUE_PLACES = 2        # cents
+
+REVENUE_RULE = (
+    "active subscriptions x tier price_monthly x months in the window; each calendar month "
+    "touched counts (days of the window in it) / (days in the month); custom prices count as 0"
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a figure becomes a recommendation. Small samples never trigger one."""
+
+    failure_rate: Decimal = Decimal("0.10")   # a model failing more than 10 % of its calls...
+    min_calls: int = 20                       # ...over at least 20 calls
+    fallback_rate: Decimal = Decimal("0.20")  # a tier whose finished jobs fall back more than 20 %...
+    min_jobs: int = 20                        # ...over at least 20 finished jobs
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+# -- small exact helpers ---------------------------------------------------------------------
+
+
+def money(value: Decimal | int) -> str:
+    """An exact decimal string, never in exponent form (``1E-7`` would surprise a reader)."""
+    return format(Decimal(value), "f")
+
+
+def _rounded(value: Fraction, places: int) -> Decimal:
+    """A fraction rounded half to even to ``places`` decimals, without passing through floats."""
+    return Decimal(round(value * 10**places)).scaleb(-places)
+
+
+def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> str | None:
+    if not denominator:
+        return None
+    return money(_rounded(Fraction(Decimal(numerator)) / Fraction(Decimal(denominator)), RATIO_PLACES))
+
+
+def _per_unit(total: Decimal, count: int) -> str | None:
+    if not count:
+        return None
+    return money(_rounded(Fraction(total) / count, PER_UNIT_PLACES))
+
+
+def months_in(first: date, last: date) -> Fraction:
+    """Length of ``[first, last]`` (inclusive) in months: each calendar month touched counts
+    the share of its days the window covers."""
+    total = Fraction(0)
+    month = first.replace(day=1)
+    while month <= last:
+        following = month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+        lo, hi = max(first, month), min(last, following - timedelta(days=1))
+        total += Fraction((hi - lo).days + 1, (following - month).days)
+        month = following
+    return total
+
+
+def resolve_window(date_from: date | None, date_to: date | None, today: date | None = None) -> tuple[date, date]:
+    """The inclusive window; defaults to month to date."""
+    last = date_to or today or utcnow().date()
+    first = date_from or last.replace(day=1)
+    if first > last:
+        raise ValueError(f"date_from {first} is after date_to {last}")
+    return first, last
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def build_report(
+    conn: Connection,
+    date_from: date | None,
+    date_to: date | None,
+    *,
+    today: date | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> dict[str, Any]:
+    """The cost and margin report for ``[date_from, date_to]`` (see the module docstring)."""
+    first, last = resolve_window(date_from, date_to, today)
+    window = {
+        "start": datetime.combine(first, time.min, tzinfo=timezone.utc),
+        "end": datetime.combine(last + timedelta(days=1), time.min, tzinfo=timezone.utc),
+    }
+    months = months_in(first, last)
+
+    cost_by_tier_raw = _costs_by_tier(conn, window)
+    subscribers = _active_subscriptions(conn)
+    tiers = _tier_order(set(cost_by_tier_raw) | set(subscribers) | _job_tiers(conn, window))
+
+    cost_by_tier = {t: cost_by_tier_raw.get(t, Decimal(0)) for t in tiers}
+    total_cost = sum(cost_by_tier.values(), Decimal(0))
+    revenue_by_tier = _revenue(tiers, subscribers, months)
+    total_revenue = sum((Decimal(r["revenue"]) for r in revenue_by_tier.values()), Decimal(0))
+    margin_by_tier = {t: _margin(Decimal(revenue_by_tier[t]["revenue"]), cost_by_tier[t]) for t in tiers}
+
+    models = _model_stats(conn, window)
+    fallback_rate = _fallbacks(conn, window, tiers)
+    report: dict[str, Any] = {
+        "period": {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "days": (last - first).days + 1,
+            "months": money(_rounded(months, RATIO_PLACES)),
+        },
+        "currency": "USD",
+        "total_cost": money(total_cost),
+        "total_revenue": money(total_revenue),
+        "profit_margin": _margin(total_revenue, total_cost),
+        "cost_by_tier": {t: money(c) for t, c in cost_by_tier.items()},
+        "cost_by_model": {m: s["cost"] for m, s in models.items()},
+        "cost_by_day": _cost_by_day(conn, window, first, last, tiers),
+        "cost_per_job_by_tier": _cost_per_job(conn, window, tiers),
+        "jobs_by_tier": _jobs_by_tier(conn, window, tiers),
+        "fallback_rate": fallback_rate,
+        "models": models,
+        "revenue_rule": REVENUE_RULE,
+        "revenue_by_tier": revenue_by_tier,
+        "margin_by_tier": margin_by_tier,
+        "subscription_changes": _subscription_changes(conn, window),
+        "thresholds": {
+            "failure_rate": money(thresholds.failure_rate),
+            "min_calls": thresholds.min_calls,
+            "fallback_rate": money(thresholds.fallback_rate),
+            "min_jobs": thresholds.min_jobs,
+        },
+    }
+    report["recommendations"] = recommendations(report, _chain_stats(conn, window), thresholds)
+    return report
+
+
+def _margin(revenue: Decimal, cost: Decimal) -> str | None:
+    return _ratio(revenue - cost, revenue) if revenue else None
+
+
+def _tier_order(seen: set[str]) -> list[str]:
+    """Every catalog tier by rank (so charts and tables keep one shape), then unknown ones."""
+    known = [t.name for t in sorted(get_catalog().tiers.values(), key=lambda t: t.rank)]
+    return known + sorted(seen - set(known))
+
+
+def _costs_by_tier(conn: Connection, window: dict) -> dict[str, Decimal]:
+    rows = conn.execute(
+        text(
+            "SELECT tier, COALESCE(SUM(cost_usd), 0) AS cost FROM llm_calls"
+            " WHERE created_at >= :start AND created_at < :end GROUP BY tier"
+        ),
+        window,
+    )
+    return {r.tier: r.cost for r in rows}
+
+
+def _job_tiers(conn: Connection, window: dict) -> set[str]:
+    rows = conn.execute(
+        text("SELECT DISTINCT tier FROM jobs WHERE created_at >= :start AND created_at < :end"), window
+    )
+    return {r.tier for r in rows}
+
+
+def _active_subscriptions(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(text("SELECT tier, COUNT(*) AS n FROM subscriptions WHERE status = 'active' GROUP BY tier"))
+    return {r.tier: r.n for r in rows}
+
+
+def _revenue(tiers: list[str], subscribers: dict[str, int], months: Fraction) -> dict[str, dict[str, Any]]:
+    catalog = get_catalog()
+    out = {}
+    for tier in tiers:
+        price = catalog.tiers[tier].limits.price_monthly if tier in catalog.tiers else None
+        count = subscribers.get(tier, 0)
+        revenue = Decimal(0) if price is None else _rounded(Fraction(price) * count * months, REVENUE_PLACES)
+        out[tier] = {
+            "active_subscriptions": count,
+            "price_monthly": None if price is None else money(price),
+            "revenue": money(revenue),
+        }
+    return out
+
+
+def _cost_by_day(conn: Connection, window: dict, first: date, last: date, tiers: list[str]) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, tier, SUM(cost_usd) AS cost FROM llm_calls"
+            " WHERE created_at >= :start AND created_at < :end GROUP BY 1, 2"
+        ),
+        window,
+    )
+    cells = {(r.day, r.tier): r.cost for r in rows}
+    days = []
+    day = first
+    while day <= last:
+        by_tier = {t: cells.get((day, t), Decimal(0)) for t in tiers}
+        days.append({
+            "day": day.isoformat(),
+            "total": money(sum(by_tier.values(), Decimal(0))),
+            "by_tier": {t: money(c) for t, c in by_tier.items()},
+        })
+        day += timedelta(days=1)
+    return days
+
+
+def _cost_per_job(conn: Connection, window: dict, tiers: list[str]) -> dict[str, dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            "SELECT j.tier, COUNT(*) AS jobs, COALESCE(SUM(c.cost), 0) AS cost FROM jobs j"
+            " LEFT JOIN (SELECT job_id, SUM(cost_usd) AS cost FROM llm_calls GROUP BY job_id) c ON c.job_id = j.id"
+            " WHERE j.status = 'succeeded' AND j.created_at >= :start AND j.created_at < :end GROUP BY j.tier"
+        ),
+        window,
+    )
+    found = {r.tier: (r.jobs, r.cost) for r in rows}
+    out = {}
+    for tier in tiers:
+        jobs, cost = found.get(tier, (0, Decimal(0)))
+        out[tier] = {"succeeded_jobs": jobs, "cost": money(cost), "average": _per_unit(cost, jobs)}
+    return out
+
+
+def _jobs_by_tier(conn: Connection, window: dict, tiers: list[str]) -> dict[str, dict[str, int]]:
+    rows = conn.execute(
+        text(
+            "SELECT tier, status, COUNT(*) AS n FROM jobs"
+            " WHERE created_at >= :start AND created_at < :end GROUP BY tier, status"
+        ),
+        window,
+    )
+    out = {t: dict.fromkeys(JOB_STATUSES, 0) for t in tiers}
+    for r in rows:
+        out[r.tier][r.status] = r.n
+    for counts in out.values():
+        counts["total"] = sum(counts[s] for s in JOB_STATUSES)
+    return out
+
+
+def _fallbacks(conn: Connection, window: dict, tiers: list[str]) -> dict[str, Any]:
+    rows = conn.execute(
+        text(
+            "SELECT tier, COUNT(*) AS finished, COUNT(*) FILTER (WHERE used_fallback) AS fallback FROM jobs"
+            " WHERE status IN ('succeeded', 'failed') AND created_at >= :start AND created_at < :end GROUP BY tier"
+        ),
+        window,
+    )
+    found = {r.tier: (r.finished, r.fallback) for r in rows}
+
+    def entry(finished: int, fallback: int) -> dict[str, Any]:
+        return {"finished_jobs": finished, "fallback_jobs": fallback, "rate": _ratio(fallback, finished)}
+
+    by_tier = {t: entry(*found.get(t, (0, 0))) for t in tiers}
+    overall = entry(sum(f for f, _ in found.values()), sum(b for _, b in found.values()))
+    return {"overall": overall, "by_tier": by_tier}
+
+
+def _model_stats(conn: Connection, window: dict) -> dict[str, dict[str, Any]]:
+    """Per requested model: calls by status, failure rate (anything not ``ok``), cost, latency.
+    The p95 is nearest-rank (``percentile_disc``), so it is a latency that really happened."""
+    rows = conn.execute(
+        text(
+            "SELECT model, COUNT(*) AS calls,"
+            " COUNT(*) FILTER (WHERE status = 'ok') AS ok,"
+            " COUNT(*) FILTER (WHERE status = 'retry') AS retry,"
+            " COUNT(*) FILTER (WHERE status = 'fallback') AS fallback,"
+            " COUNT(*) FILTER (WHERE status = 'fatal') AS fatal,"
+            " COALESCE(SUM(cost_usd), 0) AS cost,"
+            " ROUND(AVG(latency_ms))::int AS avg_latency_ms,"
+            " percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms"
+            " FROM llm_calls WHERE created_at >= :start AND created_at < :end"
+            " GROUP BY model ORDER BY cost DESC, model"
+        ),
+        window,
+    )
+    out = {}
+    for r in rows:
+        failures = r.calls - r.ok
+        out[r.model] = {
+            "calls": r.calls,
+            "by_status": {"ok": r.ok, "retry": r.retry, "fallback": r.fallback, "fatal": r.fatal},
+            "failures": failures,
+            "failure_rate": _ratio(failures, r.calls),
+            "cost": money(r.cost),
+            "avg_latency_ms": r.avg_latency_ms,
+            "p95_latency_ms": r.p95_latency_ms,
+        }
+    return out
+
+
+def _chain_stats(conn: Connection, window: dict) -> dict[tuple[str, str], tuple[int, int, Decimal]]:
+    """(tier, model) -> (calls, ok calls, cost): a model's record inside one tier's chain."""
+    rows = conn.execute(
+        text(
+            "SELECT tier, model, COUNT(*) AS calls, COUNT(*) FILTER (WHERE status = 'ok') AS ok,"
+            " COALESCE(SUM(cost_usd), 0) AS cost FROM llm_calls"
+            " WHERE created_at >= :start AND created_at < :end GROUP BY tier, model"
+        ),
+        window,
+    )
+    return {(r.tier, r.model): (r.calls, r.ok, r.cost) for r in rows}
+
+
+def _subscription_changes(conn: Connection, window: dict) -> dict[str, Any]:
+    rows = conn.execute(
+        text(
+            "SELECT from_tier, to_tier, direction, COUNT(*) AS n FROM subscription_changes"
+            " WHERE changed_at >= :start AND changed_at < :end"
+            " GROUP BY from_tier, to_tier, direction ORDER BY n DESC, from_tier, to_tier"
+        ),
+        window,
+    )
+    paths = [{"from": r.from_tier, "to": r.to_tier, "direction": r.direction, "count": r.n} for r in rows]
+    counts = {d: sum(p["count"] for p in paths if p["direction"] == d) for d in DIRECTIONS}
+    return {"upgrades": counts["upgrade"], "downgrades": counts["downgrade"], "lateral": counts["lateral"],
+            "paths": paths}
+
+
+# -- recommendations -------------------------------------------------------------------------
+
+
+def _pct(ratio: str) -> str:
+    return f"{money(Decimal(ratio).scaleb(2))}%"
+
+
+def recommendations(
+    report: dict[str, Any],
+    chain_stats: dict[tuple[str, str], tuple[int, int, Decimal]],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> list[dict[str, Any]]:
+    """Rules over the report's own figures, each a ``{kind, subject, message, figure}``:
+
+    - ``model_failure_rate``: a model failed more than ``failure_rate`` of at least ``min_calls``
+      calls. Figure: its failure rate.
+    - ``negative_margin``: a tier (or the whole report, subject ``all``) costs more than its
+      list revenue. Figure: the margin.
+    - ``fallback_rate``: more than ``fallback_rate`` of a tier's finished jobs (at least
+      ``min_jobs``) were served by a fallback model. Figure: the rate.
+    - ``cheaper_model``: a later model of a tier's chain cost less per successful call than an
+      earlier one, with an equal or better success rate, both over at least ``min_calls`` calls
+      in that tier. Figure: the saving per successful call, in USD.
+    """
+    out: list[dict[str, Any]] = []
+    for model, s in report["models"].items():
+        if s["calls"] >= thresholds.min_calls and s["failures"] > thresholds.failure_rate * s["calls"]:
+            out.append({
+                "kind": "model_failure_rate",
+                "subject": model,
+                "message": f"{model} failed {_pct(s['failure_rate'])} of {s['calls']} calls (threshold "
+                           f"{_pct(money(thresholds.failure_rate))}); check the provider or move it down its chains.",
+                "figure": s["failure_rate"],
+            })
+    for tier, margin in report["margin_by_tier"].items():
+        if margin is not None and Decimal(margin) < 0:
+            out.append({
+                "kind": "negative_margin",
+                "subject": tier,
+                "message": f"Tier {tier} cost ${report['cost_by_tier'][tier]} against "
+                           f"${report['revenue_by_tier'][tier]['revenue']} of revenue (margin {_pct(margin)}); "
+                           "review its models, allowance or price.",
+                "figure": margin,
+            })
+    if report["profit_margin"] is not None and Decimal(report["profit_margin"]) < 0:
+        out.append({
+            "kind": "negative_margin",
+            "subject": "all",
+            "message": f"Total cost ${report['total_cost']} exceeds list revenue ${report['total_revenue']} "
+                       f"(margin {_pct(report['profit_margin'])}).",
+            "figure": report["profit_margin"],
+        })
+    for tier, f in report["fallback_rate"]["by_tier"].items():
+        if f["finished_jobs"] >= thresholds.min_jobs and f["fallback_jobs"] > thresholds.fallback_rate * f["finished_jobs"]:
+            out.append({
+                "kind": "fallback_rate",
+                "subject": tier,
+                "message": f"{_pct(f['rate'])} of {f['finished_jobs']} finished {tier} jobs used a fallback model "
+                           f"(threshold {_pct(money(thresholds.fallback_rate))}); the primary model is unreliable.",
+                "figure": f["rate"],
+            })
+    out.extend(_cheaper_models(chain_stats, thresholds))
+    return out
+
+
+def _cheaper_models(
+    chain_stats: dict[tuple[str, str], tuple[int, int, Decimal]], thresholds: Thresholds
+) -> list[dict[str, Any]]:
+    out = []
+    for tier in get_catalog().tiers.values():
+        chain = tier.models
+        for i, preferred in enumerate(chain):
+            for later in chain[i + 1:]:
+                a, b = chain_stats.get((tier.name, preferred)), chain_stats.get((tier.name, later))
+                if not a or not b or min(a[0], b[0]) < thresholds.min_calls or not a[1] or not b[1]:
+                    continue
+                (calls_a, ok_a, cost_a), (calls_b, ok_b, cost_b) = a, b
+                # Exact comparisons by cross-multiplication: cost per success and success rate.
+                cheaper = cost_b * ok_a < cost_a * ok_b
+                as_reliable = ok_b * calls_a >= ok_a * calls_b
+                if not (cheaper and as_reliable):
+                    continue
+                saving = _rounded(Fraction(cost_a) / ok_a - Fraction(cost_b) / ok_b, PER_UNIT_PLACES)
+                out.append({
+                    "kind": "cheaper_model",
+                    "subject": f"{tier.name}:{later}",
+                    "message": f"In tier {tier.name}, {later} cost ${_per_unit(cost_b, ok_b)} per successful call "
+                               f"against ${_per_unit(cost_a, ok_a)} for {preferred}, with a success rate of "
+                               f"{_pct(_ratio(ok_b, calls_b))} against {_pct(_ratio(ok_a, calls_a))}; "
+                               "consider putting it first.",
+                    "figure": money(saving),
+                })
+    return out
