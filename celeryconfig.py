@@ -60,4 +60,3 @@ timezone = "UTC"
 enable_utc = True
 worker_hijack_root_logger = False
 
-from tasks.schedule import beat_schedule  # noqa: E402  (the schedule lives next to its tasks)

@@ -33,8 +33,8 @@ def ensure_environment() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("installing the project and its test dependencies into .venv", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(pip + ["--upgrade", "pip"], check=True)
-    subprocess.run(pip + ["-e", f"{ROOT}[dev]"], check=True)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
     for old in VENV.glob(".installed-*"):
         old.unlink()
     stamp.touch()
@@ -50,9 +50,6 @@ COMMANDS = {
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__)
-        return 2
-    if sys.version_info < (3, 11):
-        print("Python 3.11 or newer is needed", file=sys.stderr)
         return 2
     ensure_environment()
     os.chdir(ROOT)

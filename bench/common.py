@@ -16,10 +16,11 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def git_revision() -> str:
         return "unknown"
     if not rev:
         return "unknown"
-    code = hashlib.sha1("\n".join(trees + [diff]).encode()).hexdigest()[:8]
+    code = hashlib.sha1("\n".join([*trees, diff]).encode()).hexdigest()[:8]
     return f"{rev} (code {code}{', uncommitted edits' if diff else ''})"
 
 
@@ -68,6 +69,7 @@ def same_code(revisions: Iterable[str]) -> bool:
 
 
 # --------------------------------------------------------------------------- services
+
 
 def configure_environment() -> tuple[str, str]:
     """DATABASE_URL / REDIS_URL from the environment, else the benchmark defaults; put them
@@ -134,6 +136,7 @@ def free_port() -> int:
 
 # --------------------------------------------------------------------------- CPU from /proc
 
+
 def proc_user_sys(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process, all threads."""
     with open(f"/proc/{pid}/stat") as f:
@@ -154,7 +157,7 @@ def machine_cpu() -> tuple[float, float]:
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])       # guest time is already inside user
+    total = sum(values[:8])  # guest time is already inside user
     return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
@@ -200,11 +203,16 @@ class ServerCpu:
     def sample(self) -> dict[str, float]:
         self._conn.execute("SELECT pg_stat_clear_snapshot()")
         sessions, xacts = self._conn.execute(
-            "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
-            (self.dbname,)).fetchone()
+            "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (self.dbname,)
+        ).fetchone()
         commands = redis_client(self._redis_url).info("stats")["total_commands_processed"]
-        return {"postgres_cpu": children_cpu_total(self.pg_pid), "redis_cpu": proc_cpu_seconds(self.redis_pid),
-                "pg_sessions": float(sessions), "pg_xacts": float(xacts), "redis_commands": float(commands)}
+        return {
+            "postgres_cpu": children_cpu_total(self.pg_pid),
+            "redis_cpu": proc_cpu_seconds(self.redis_pid),
+            "pg_sessions": float(sessions),
+            "pg_xacts": float(xacts),
+            "redis_commands": float(commands),
+        }
 
 
 def server_cpu_or_none(database_url: str, redis_url: str) -> ServerCpu | None:
@@ -216,6 +224,7 @@ def server_cpu_or_none(database_url: str, redis_url: str) -> ServerCpu | None:
 
 
 # --------------------------------------------------------------------------- processes
+
 
 class Emulator:
     """The OpenRouter emulator as its own process (`python -m emulator`), so its CPU is
@@ -229,7 +238,9 @@ class Emulator:
         self._log = open(LOG_DIR / "emulator.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "emulator", "--port", str(self.port), "--latency-ms", str(latency_ms)],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.base_url = f"http://127.0.0.1:{self.port}/api/v1"
         self.control = EmulatorControl(self.base_url)
@@ -273,10 +284,30 @@ class Worker:
         self.log_path = LOG_DIR / f"worker-{self.label}.log"
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", self.app_module, "worker", "-P", "threads",
-             "-c", str(self.concurrency), "-Q", ",".join(self.queues), "-n", self.name, "-l", "WARNING",
-             "--without-mingle", "--without-gossip"],
-            cwd=ROOT, env=os.environ | self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                self.app_module,
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                str(self.concurrency),
+                "-Q",
+                ",".join(self.queues),
+                "-n",
+                self.name,
+                "-l",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=os.environ | self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
 
@@ -327,8 +358,15 @@ def wait_ready(app, workers: list[Worker], timeout: float = 90) -> None:
 
 # --------------------------------------------------------------------------- results
 
-def wait_results(redis_url: str, ids: list[str], timeout: float, poll: float = 0.2,
-                 progress: str | None = None, workers: list[Worker] | None = None) -> dict[str, dict[str, Any]]:
+
+def wait_results(
+    redis_url: str,
+    ids: list[str],
+    timeout: float,
+    poll: float = 0.2,
+    progress: str | None = None,
+    workers: list[Worker] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Poll the Celery result backend until every id has a final result, the deadline, or
     (when ``workers`` are given) until none of them is alive any more.
     Returns id -> result meta (status, result, date_done) for the ids that finished."""
@@ -340,8 +378,8 @@ def wait_results(redis_url: str, ids: list[str], timeout: float, poll: float = 0
     while pending and time.monotonic() < deadline:
         still = []
         for i in range(0, len(pending), 1000):
-            chunk = pending[i:i + 1000]
-            for job_id, raw in zip(chunk, r.mget([f"celery-task-meta-{j}" for j in chunk])):
+            chunk = pending[i : i + 1000]
+            for job_id, raw in zip(chunk, r.mget([f"celery-task-meta-{j}" for j in chunk]), strict=False):
                 meta = json.loads(raw) if raw else None
                 if meta and meta.get("status") in READY_STATES:
                     done[job_id] = meta
@@ -362,7 +400,7 @@ def wait_results(redis_url: str, ids: list[str], timeout: float, poll: float = 0
 def delete_results(redis_url: str, ids: list[str]) -> None:
     r = redis_client(redis_url)
     for i in range(0, len(ids), 1000):
-        r.delete(*[f"celery-task-meta-{j}" for j in ids[i:i + 1000]])
+        r.delete(*[f"celery-task-meta-{j}" for j in ids[i : i + 1000]])
 
 
 def last_done(metas: Iterable[dict[str, Any]]) -> float:
@@ -375,11 +413,12 @@ def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[k]
 
 
 # --------------------------------------------------------------------------- py-spy
+
 
 def py_spy_path() -> str | None:
     candidate = Path(sys.executable).with_name("py-spy")
@@ -403,9 +442,22 @@ class Profiler:
         self.out = out
         self._log = open(out.with_suffix(".log"), "w")
         self.proc = subprocess.Popen(
-            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking", "--gil",
-             "--output", str(out)],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                exe,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--gil",
+                "--output",
+                str(out),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self) -> Path:
@@ -455,7 +507,7 @@ def _short_path(path: str) -> str:
                 path = path.split("/", 1)[1] if "/" in path else path
             break
     root = str(ROOT) + "/"
-    return path[len(root):] if path.startswith(root) else path
+    return path[len(root) :] if path.startswith(root) else path
 
 
 PACKAGE_GROUPS = [  # (label, path prefixes), first match wins, applied to the leaf frame
@@ -484,22 +536,38 @@ PACKAGE_GROUPS = [  # (label, path prefixes), first match wins, applied to the l
 # What a sample was doing: the first activity (in this order) with a frame anywhere in the
 # sample's stack. Ordered from the most specific to the most general.
 ACTIVITIES = [
-    ("Task.replace's Ignore: exception info + log line (celery/billiard)",
-     ("ExceptionInfo.__init__ (billiard", "TraceInfo.handle_ignore (celery")),
+    (
+        "Task.replace's Ignore: exception info + log line (celery/billiard)",
+        ("ExceptionInfo.__init__ (billiard", "TraceInfo.handle_ignore (celery"),
+    ),
     ("task events (worker_send_task_events)", ("EventDispatcher.", "Consumer._flush_events")),
     ("logging", ("Logger._log (", "Logger.log (", "Handler.handle (")),
     ("prometheus metrics", ("prometheus_client/",)),
     ("per-user rate limiter (Redis)", ("UserRateLimiter.hit (",)),
     ("LLM call: openai SDK + HTTP", ("OpenRouterClient.complete (", "Completions.create (")),
-    ("SQL statements (SQLAlchemy + psycopg)",
-     ("Connection.execute (sqlalchemy", "Connection.exec_driver_sql (", "text (sqlalchemy", "Result.first (sqlalchemy",
-      "Result.one (sqlalchemy", "Result.scalar (sqlalchemy", "Result.all (sqlalchemy")),
-    ("DB transaction overhead (pool checkout, pre-ping, begin/commit)", ("transaction (db/session.py", "Engine.begin (")),
+    (
+        "SQL statements (SQLAlchemy + psycopg)",
+        (
+            "Connection.execute (sqlalchemy",
+            "Connection.exec_driver_sql (",
+            "text (sqlalchemy",
+            "Result.first (sqlalchemy",
+            "Result.one (sqlalchemy",
+            "Result.scalar (sqlalchemy",
+            "Result.all (sqlalchemy",
+        ),
+    ),
+    (
+        "DB transaction overhead (pool checkout, pre-ping, begin/commit)",
+        ("transaction (db/session.py", "Engine.begin ("),
+    ),
     ("storing results (Redis backend)", ("store_result (", "mark_as_done (")),
     ("acking messages", ("Message.ack (", "QoS.ack (", "Request.acknowledge (")),
     ("publishing Celery messages", ("Producer.publish (", "Celery.send_task (", "Signature.apply_async (")),
-    ("receiving Celery messages (BRPOP, message handler)",
-     ("Channel._brpop_read (", "on_task_received (", "task_message_handler (", "on_poll_start (")),
+    (
+        "receiving Celery messages (BRPOP, message handler)",
+        ("Channel._brpop_read (", "on_task_received (", "task_message_handler (", "on_poll_start ("),
+    ),
     ("thread pool hand-off", ("ThreadPoolExecutor.submit (", "TaskPool.on_apply (")),
 ]
 
@@ -552,8 +620,11 @@ def summarize_profile(paths: list[Path], top: int = 25) -> dict[str, Any]:
             short = _short_path(leaf_file)
             group = next((g for g, prefixes in PACKAGE_GROUPS if short.startswith(prefixes)), "other")
             by_group[group] += n
-    project = [(k, v) for k, v in incl_fn.most_common()
-               if k.split(" (", 1)[1].startswith(("workers/", "tasks/", "db/", "config/"))]
+    project = [
+        (k, v)
+        for k, v in incl_fn.most_common()
+        if k.split(" (", 1)[1].startswith(("workers/", "tasks/", "db/", "config/"))
+    ]
     pct = lambda n: round(100.0 * n / total, 1) if total else 0.0  # noqa: E731
     return {
         "samples": total,
@@ -567,11 +638,13 @@ def summarize_profile(paths: list[Path], top: int = 25) -> dict[str, Any]:
 
 def print_profile(summary: dict[str, Any], title: str) -> None:
     say(f"\n== Profile: {title} ({summary['samples']} samples at 100 Hz of the thread holding the GIL) ==")
-    for key, heading in (("by_activity", "By activity (first match in a fixed order, see bench/common.py)"),
-                         ("by_package", "Self time by package (leaf frame)"),
-                         ("self", "Top functions by self CPU"),
-                         ("project_inclusive", "Project functions by inclusive CPU"),
-                         ("inclusive", "Top functions by inclusive CPU")):
+    for key, heading in (
+        ("by_activity", "By activity (first match in a fixed order, see bench/common.py)"),
+        ("by_package", "Self time by package (leaf frame)"),
+        ("self", "Top functions by self CPU"),
+        ("project_inclusive", "Project functions by inclusive CPU"),
+        ("inclusive", "Top functions by inclusive CPU"),
+    ):
         say(f"\n  {heading}:")
         for label, n, pct in summary[key]:
             say(f"    {pct:5.1f}%  {n:6d}  {label}")

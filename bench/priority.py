@@ -32,19 +32,33 @@ import platform
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import (
-    LOG_DIR, Emulator, Worker, configure_environment, delete_results, ensure_database, git_revision, percentile,
-    purge_queues, say, wait_ready, wait_results,
+    LOG_DIR,
+    Emulator,
+    Worker,
+    configure_environment,
+    delete_results,
+    ensure_database,
+    git_revision,
+    percentile,
+    purge_queues,
+    say,
+    wait_ready,
+    wait_results,
 )
 from bench.throughput import CONTENT, SCRIPT_TYPE, verify_pipeline
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": round(percentile(values, 50), 3), "p95": round(percentile(values, 95), 3),
-            "max": round(max(values), 3) if values else float("nan")}
+    return {
+        "n": len(values),
+        "p50": round(percentile(values, 50), 3),
+        "p95": round(percentile(values, 95), 3),
+        "max": round(max(values), 3) if values else float("nan"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     database_url, redis_url = configure_environment()
     ensure_database(database_url)
     run = uuid.uuid4().hex[:6]
-    started = datetime.now(timezone.utc)
-    say(f"bench.priority run {run} at {git_revision()}: {args.free} free jobs, then {args.pro} professional jobs every "
+    started = datetime.now(UTC)
+    say(
+        f"bench.priority run {run} at {git_revision()}: {args.free} free jobs, then {args.pro} professional jobs every "
         f"{args.pro_interval}s ({args.pro_start}); emulator {args.latency:g} ms; {args.procs} worker process(es) "
-        f"-P threads -c {args.concurrency}; {os.cpu_count()} CPUs")
+        f"-P threads -c {args.concurrency}; {os.cpu_count()} CPUs"
+    )
 
     from sqlalchemy import text
 
@@ -97,9 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     def submit(user: str, producer) -> str:
         job_id = str(uuid.uuid4())
         submitted[job_id] = time.time()
-        client.app.send_task("litink.submit_script", task_id=job_id, queue="intake", producer=producer,
-                             kwargs={"user_id": user, "content": CONTENT, "script_type": SCRIPT_TYPE,
-                                     "idempotency_key": None, "notify": None})
+        client.app.send_task(
+            "litink.submit_script",
+            task_id=job_id,
+            queue="intake",
+            producer=producer,
+            kwargs={
+                "user_id": user,
+                "content": CONTENT,
+                "script_type": SCRIPT_TYPE,
+                "idempotency_key": None,
+                "notify": None,
+            },
+        )
         return job_id
 
     backlog_at_first_pro = None
@@ -114,28 +140,41 @@ def main(argv: list[str] | None = None) -> int:
         if args.pro_start == "after-intake":
             while True:
                 with get_engine().connect() as conn:
-                    admitted = conn.execute(text("SELECT count(*) FROM jobs WHERE id = ANY(:ids)"),
-                                            {"ids": free_ids}).scalar()
+                    admitted = conn.execute(
+                        text("SELECT count(*) FROM jobs WHERE id = ANY(:ids)"), {"ids": free_ids}
+                    ).scalar()
                 if admitted >= len(free_ids) or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
             say(f"{admitted} free jobs past intake")
         with get_engine().connect() as conn:
-            backlog_at_first_pro = conn.execute(text(
-                "SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),"
-                " count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'rejected'))"
-                " FROM jobs WHERE id = ANY(:ids)"), {"ids": free_ids}).one()
-        say(f"at the first professional submit: free jobs queued {backlog_at_first_pro[0]}, running "
+            backlog_at_first_pro = conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'),"
+                    " count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'rejected'))"
+                    " FROM jobs WHERE id = ANY(:ids)"
+                ),
+                {"ids": free_ids},
+            ).one()
+        say(
+            f"at the first professional submit: free jobs queued {backlog_at_first_pro[0]}, running "
             f"{backlog_at_first_pro[1]}, finished {backlog_at_first_pro[2]} (not yet admitted: "
-            f"{len(free_ids) - sum(backlog_at_first_pro)})")
+            f"{len(free_ids) - sum(backlog_at_first_pro)})"
+        )
         with client.app.producer_or_acquire() as producer:
             for user in pro_users:
                 pro_ids.append(submit(user, producer))
                 time.sleep(args.pro_interval)
         say("professional jobs submitted; waiting for every job")
         all_ids = free_ids + pro_ids
-        metas = wait_results(redis_url, all_ids, timeout=max(10.0, deadline - time.monotonic()), poll=0.5,
-                             progress="all jobs", workers=workers)
+        metas = wait_results(
+            redis_url,
+            all_ids,
+            timeout=max(10.0, deadline - time.monotonic()),
+            poll=0.5,
+            progress="all jobs",
+            workers=workers,
+        )
     finally:
         for w in workers:
             w.stop()
@@ -144,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     checks = verify_pipeline(all_ids, metas)
     checks["all_completed"] = len(metas) == len(all_ids)
     with get_engine().connect() as conn:
-        rows = conn.execute(text("SELECT id, tier, created_at, started_at FROM jobs WHERE id = ANY(:ids)"),
-                            {"ids": all_ids}).all()
+        rows = conn.execute(
+            text("SELECT id, tier, created_at, started_at FROM jobs WHERE id = ANY(:ids)"), {"ids": all_ids}
+        ).all()
     delete_results(redis_url, all_ids)
     by_id = {r.id: r for r in rows}
     waits = {"free": [], "professional": []}
@@ -162,16 +202,26 @@ def main(argv: list[str] | None = None) -> int:
     free_starts = [by_id[j].started_at.timestamp() for j in free_ids if j in by_id and by_id[j].started_at]
     pro_starts = [by_id[j].started_at.timestamp() for j in pro_ids if j in by_id and by_id[j].started_at]
     checks["every_job_on_its_tier"] = wrong_tier == 0
-    checks["free_backlog_outlived_last_pro_start"] = bool(free_starts and pro_starts and max(free_starts) > max(pro_starts))
+    checks["free_backlog_outlived_last_pro_start"] = bool(
+        free_starts and pro_starts and max(free_starts) > max(pro_starts)
+    )
     free, pro = stats(waits["free"]), stats(waits["professional"])
     ratio = pro["p95"] / free["p95"] if free["p95"] else float("nan")
     report = {
-        "run": run, "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
+        "run": run,
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
         "command": "python -m bench.priority " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "revision": git_revision(), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "revision": git_revision(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": vars(args),
-        "free_backlog_at_first_pro": {"queued": backlog_at_first_pro[0], "running": backlog_at_first_pro[1],
-                                      "finished": backlog_at_first_pro[2]} if backlog_at_first_pro else None,
+        "free_backlog_at_first_pro": {
+            "queued": backlog_at_first_pro[0],
+            "running": backlog_at_first_pro[1],
+            "finished": backlog_at_first_pro[2],
+        }
+        if backlog_at_first_pro
+        else None,
         "wait_s": {"free": free, "professional": pro},
         "tier_queue_wait_s": {"free": stats(tier_waits["free"]), "professional": stats(tier_waits["professional"])},
         "pro_p95_over_free_p95": round(ratio, 5),
@@ -183,10 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     say(f"  {'':14} {'n':>5} {'p50':>9} {'p95':>9} {'max':>9}    tier queue only: p50 / p95")
     for tier, s in (("free", free), ("professional", pro)):
         t = report["tier_queue_wait_s"][tier]
-        say(f"  {tier:14} {s['n']:>5} {s['p50']:>9.3f} {s['p95']:>9.3f} {s['max']:>9.3f}    {t['p50']:.3f} / {t['p95']:.3f}")
+        say(
+            f"  {tier:14} {s['n']:>5} {s['p50']:>9.3f} {s['p95']:>9.3f} {s['max']:>9.3f}    {t['p50']:.3f} / {t['p95']:.3f}"
+        )
     say(f"\nprofessional p95 / free p95 = {100 * ratio:.2f}% (target < 2%: {'meets' if ratio < 0.02 else 'MISSES'})")
-    say(f"free flood drained in {report['free_drain_s']} s after its first submit; checks: "
-        f"{'ok' if ok else 'FAILED ' + json.dumps(checks)}")
+    say(
+        f"free flood drained in {report['free_drain_s']} s after its first submit; checks: "
+        f"{'ok' if ok else 'FAILED ' + json.dumps(checks)}"
+    )
     say(f"(run {run}; worker logs in {LOG_DIR})")
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)

@@ -36,15 +36,33 @@ import platform
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.common import (
-    LOG_DIR, Emulator, Profiler, Worker, configure_environment, delete_results, dump_stacks, ensure_database,
-    git_revision, last_done, machine_cpu, print_profile, proc_user_sys, purge_queues, same_code, say,
-    server_cpu_or_none, summarize_profile, wait_ready, wait_results,
+    LOG_DIR,
+    Emulator,
+    Profiler,
+    Worker,
+    configure_environment,
+    delete_results,
+    dump_stacks,
+    ensure_database,
+    git_revision,
+    last_done,
+    machine_cpu,
+    print_profile,
+    proc_user_sys,
+    purge_queues,
+    same_code,
+    say,
+    server_cpu_or_none,
+    summarize_profile,
+    wait_ready,
+    wait_results,
 )
 
 CONTENT = (
@@ -54,7 +72,7 @@ CONTENT = (
 )
 SCRIPT_TYPE = "cinematic"
 PIPELINE_TIERS = ("enterprise", "professional")  # both run the same models (config/tiers.toml)
-DEFAULT_JOBS = {0: 1500}                           # latency 0 ms; any other latency: 2000
+DEFAULT_JOBS = {0: 1500}  # latency 0 ms; any other latency: 2000
 DEFAULT_JOBS_OTHER = 2000
 
 
@@ -100,23 +118,40 @@ class Bench:
         say(f"Postgres {self.database_url} | Redis {self.redis_url} | emulator {self.emulator.base_url} (own process)")
 
     def worker_env(self) -> dict[str, str]:
-        env = {"OPENROUTER_BASE_URL": self.emulator.base_url, "OPENROUTER_API_KEY": "sk-or-bench-emulator",
-               "METRICS_PORT": "0", "PYTHONUNBUFFERED": "1"}
+        env = {
+            "OPENROUTER_BASE_URL": self.emulator.base_url,
+            "OPENROUTER_API_KEY": "sk-or-bench-emulator",
+            "METRICS_PORT": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
         if self.args.log_level:
             env["LOG_LEVEL"] = self.args.log_level
         return env
 
     # ----------------------------------------------------------------- one measured phase
 
-    def run_phase(self, result: PhaseResult, *, app, app_module: str, queues: list[str],
-                  submit: Callable[[int, str], list[str]], verify: Callable[[list[str], dict], dict] | None) -> PhaseResult:
+    def run_phase(
+        self,
+        result: PhaseResult,
+        *,
+        app,
+        app_module: str,
+        queues: list[str],
+        submit: Callable[[int, str], list[str]],
+        verify: Callable[[list[str], dict], dict] | None,
+    ) -> PhaseResult:
         args = self.args
-        label = (f"{result.variant}-{result.procs}p" if result.latency_ms is None
-                 else f"{result.variant}-{int(result.latency_ms)}ms-{result.procs}p")
+        label = (
+            f"{result.variant}-{result.procs}p"
+            if result.latency_ms is None
+            else f"{result.variant}-{int(result.latency_ms)}ms-{result.procs}p"
+        )
         say(f"\n-- {label}: {result.jobs} jobs, {result.procs} worker process(es), -P threads -c {result.concurrency}")
         purge_queues(self.redis_url, queues)
-        workers = [Worker(app_module, queues, result.concurrency, self.worker_env(), label=f"{label}-{i}")
-                   for i in range(result.procs)]
+        workers = [
+            Worker(app_module, queues, result.concurrency, self.worker_env(), label=f"{label}-{i}")
+            for i in range(result.procs)
+        ]
         profilers: list[Profiler] = []
         srv0 = srv_end = None
         result.revision = git_revision()
@@ -166,11 +201,17 @@ class Bench:
             # CPU up to the last completion; counters once the workers stopped (their backends flushed statistics)
             srv1 = self.servers.sample()
             result.servers = {
-                "postgres_cpu_ms_per_job": round(1000 * (srv_end["postgres_cpu"] - srv0["postgres_cpu"]) / max(1, len(metas)), 2),
-                "redis_cpu_ms_per_job": round(1000 * (srv_end["redis_cpu"] - srv0["redis_cpu"]) / max(1, len(metas)), 2),
+                "postgres_cpu_ms_per_job": round(
+                    1000 * (srv_end["postgres_cpu"] - srv0["postgres_cpu"]) / max(1, len(metas)), 2
+                ),
+                "redis_cpu_ms_per_job": round(
+                    1000 * (srv_end["redis_cpu"] - srv0["redis_cpu"]) / max(1, len(metas)), 2
+                ),
                 "pg_transactions_per_job": round((srv1["pg_xacts"] - srv0["pg_xacts"]) / max(1, len(metas)), 2),
                 "pg_new_sessions": int(srv1["pg_sessions"] - srv0["pg_sessions"]),
-                "redis_commands_per_job": round((srv1["redis_commands"] - srv0["redis_commands"]) / max(1, len(metas)), 1),
+                "redis_commands_per_job": round(
+                    (srv1["redis_commands"] - srv0["redis_commands"]) / max(1, len(metas)), 1
+                ),
             }
         result.completed = len(metas)
         result.succeeded = sum(1 for m in metas.values() if m["status"] == "SUCCESS")
@@ -178,8 +219,8 @@ class Bench:
         if metas:
             result.wall_s = round(last_done(metas.values()) - t0, 3)
             result.jobs_per_s = round(result.completed / result.wall_s, 1) if result.wall_s > 0 else 0.0
-        result.worker_cpu_ms_per_job = round(1000 * sum(b - a for a, b in zip(cpu0, cpu1)) / n, 2)
-        result.worker_sys_ms_per_job = round(1000 * sum(b - a for a, b in zip(sys0, sys1)) / n, 2)
+        result.worker_cpu_ms_per_job = round(1000 * sum(b - a for a, b in zip(cpu0, cpu1, strict=False)) / n, 2)
+        result.worker_sys_ms_per_job = round(1000 * sum(b - a for a, b in zip(sys0, sys1, strict=False)) / n, 2)
         if result.variant != "noop":
             result.emulator_cpu_ms_per_job = round(1000 * (emu1 - emu0) / n, 2)
             result.checks["emulator_calls"] = self.emulator.control.stats()["calls"] - emu_calls0
@@ -196,9 +237,11 @@ class Bench:
         if profilers:
             result.profile = summarize_profile([p.out for p in profilers], top=args.profile_top)
             print_profile(result.profile, label)
-        say(f"   {result.completed}/{result.jobs} done in {result.wall_s:.2f}s: {result.jobs_per_s} jobs/s, "
+        say(
+            f"   {result.completed}/{result.jobs} done in {result.wall_s:.2f}s: {result.jobs_per_s} jobs/s, "
             f"worker CPU {result.worker_cpu_ms_per_job} ms/job, machine busy {result.machine_busy_pct}% "
-            f"-> {'OK' if result.ok else 'CHECKS FAILED: ' + json.dumps(result.checks)}")
+            f"-> {'OK' if result.ok else 'CHECKS FAILED: ' + json.dumps(result.checks)}"
+        )
         self.results.append(result)
         return result
 
@@ -214,11 +257,18 @@ class Bench:
 
         def submit(n: int, tag: str) -> list[str]:
             with base.app.producer_or_acquire() as producer:
-                return [base.app.send_task("bench.noop", args=[i], queue=base.QUEUE, producer=producer).id
-                        for i in range(n)]
+                return [
+                    base.app.send_task("bench.noop", args=[i], queue=base.QUEUE, producer=producer).id for i in range(n)
+                ]
 
-        return self.run_phase(PhaseResult("noop", None, 1, self.args.concurrency, jobs), app=base.app,
-                              app_module="bench.baseline_app", queues=[base.QUEUE], submit=submit, verify=None)
+        return self.run_phase(
+            PhaseResult("noop", None, 1, self.args.concurrency, jobs),
+            app=base.app,
+            app_module="bench.baseline_app",
+            queues=[base.QUEUE],
+            submit=submit,
+            verify=None,
+        )
 
     def sdk_request(self) -> dict[str, Any]:
         """Exactly what the pipeline sends for an enterprise or professional script."""
@@ -226,8 +276,12 @@ class Bench:
         from config.prompts import script_messages
 
         tier = get_catalog().tier(PIPELINE_TIERS[0])
-        return {"model": tier.models[0], "messages": script_messages(SCRIPT_TYPE, CONTENT),
-                "max_tokens": tier.max_tokens, "temperature": tier.temperature}
+        return {
+            "model": tier.models[0],
+            "messages": script_messages(SCRIPT_TYPE, CONTENT),
+            "max_tokens": tier.max_tokens,
+            "temperature": tier.temperature,
+        }
 
     def sdk(self, latency: float, procs: int, jobs: int) -> PhaseResult:
         base = self.baseline_app()
@@ -235,15 +289,23 @@ class Bench:
 
         def submit(n: int, tag: str) -> list[str]:
             with base.app.producer_or_acquire() as producer:
-                return [base.app.send_task("bench.sdk_chat", kwargs=request, queue=base.QUEUE, producer=producer).id
-                        for _ in range(n)]
+                return [
+                    base.app.send_task("bench.sdk_chat", kwargs=request, queue=base.QUEUE, producer=producer).id
+                    for _ in range(n)
+                ]
 
         def verify(ids: list[str], metas: dict) -> dict:
             contents = [m["result"]["content"] for m in metas.values() if m["status"] == "SUCCESS"]
             return {"all_have_content": len(contents) == len(ids) and all(contents)}
 
-        return self.run_phase(PhaseResult("sdk", latency, procs, self.args.concurrency, jobs), app=base.app,
-                              app_module="bench.baseline_app", queues=[base.QUEUE], submit=submit, verify=verify)
+        return self.run_phase(
+            PhaseResult("sdk", latency, procs, self.args.concurrency, jobs),
+            app=base.app,
+            app_module="bench.baseline_app",
+            queues=[base.QUEUE],
+            submit=submit,
+            verify=verify,
+        )
 
     def pipeline_users(self) -> list[str]:
         from db.session import transaction
@@ -270,15 +332,30 @@ class Bench:
                 for _ in range(n):
                     user = users[counter[0] % len(users)]
                     counter[0] += 1
-                    ids.append(client.app.send_task(
-                        "litink.submit_script", queue="intake", producer=producer,
-                        kwargs={"user_id": user, "content": CONTENT, "script_type": SCRIPT_TYPE,
-                                "idempotency_key": None, "notify": None}).id)
+                    ids.append(
+                        client.app.send_task(
+                            "litink.submit_script",
+                            queue="intake",
+                            producer=producer,
+                            kwargs={
+                                "user_id": user,
+                                "content": CONTENT,
+                                "script_type": SCRIPT_TYPE,
+                                "idempotency_key": None,
+                                "notify": None,
+                            },
+                        ).id
+                    )
             return ids
 
-        return self.run_phase(PhaseResult("pipeline", latency, procs, self.args.concurrency, jobs), app=app,
-                              app_module="workers.app", queues=get_catalog().queues(), submit=submit,
-                              verify=verify_pipeline)
+        return self.run_phase(
+            PhaseResult("pipeline", latency, procs, self.args.concurrency, jobs),
+            app=app,
+            app_module="workers.app",
+            queues=get_catalog().queues(),
+            submit=submit,
+            verify=verify_pipeline,
+        )
 
 
 def verify_pipeline(ids: list[str], metas: dict) -> dict:
@@ -292,12 +369,21 @@ def verify_pipeline(ids: list[str], metas: dict) -> dict:
         s = m["result"]["status"] if m["status"] == "SUCCESS" and isinstance(m["result"], dict) else m["status"]
         statuses[s] = statuses.get(s, 0) + 1
     with get_engine().connect() as conn:
-        calls = conn.execute(text(
-            "SELECT count(*) FILTER (WHERE status = 'ok') AS ok_rows,"
-            " count(DISTINCT job_id) FILTER (WHERE status = 'ok') AS ok_jobs, count(*) AS rows"
-            " FROM llm_calls WHERE job_id = ANY(:ids)"), {"ids": ids}).mappings().one()
-        jobs_ok = conn.execute(text("SELECT count(*) FROM jobs WHERE id = ANY(:ids) AND status = 'succeeded'"),
-                               {"ids": ids}).scalar()
+        calls = (
+            conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE status = 'ok') AS ok_rows,"
+                    " count(DISTINCT job_id) FILTER (WHERE status = 'ok') AS ok_jobs, count(*) AS rows"
+                    " FROM llm_calls WHERE job_id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            )
+            .mappings()
+            .one()
+        )
+        jobs_ok = conn.execute(
+            text("SELECT count(*) FROM jobs WHERE id = ANY(:ids) AND status = 'succeeded'"), {"ids": ids}
+        ).scalar()
     return {
         "job_results": statuses,
         "all_jobs_succeeded": statuses.get("succeeded", 0) == len(ids) and jobs_ok == len(ids),
@@ -308,6 +394,7 @@ def verify_pipeline(ids: list[str], metas: dict) -> dict:
 
 # --------------------------------------------------------------------------- report
 
+
 def ratios(results: list[PhaseResult]) -> list[dict[str, Any]]:
     out = []
     for r in results:
@@ -316,45 +403,83 @@ def ratios(results: list[PhaseResult]) -> list[dict[str, Any]]:
         base = next((b for b in results if b.variant == "sdk" and b.latency_ms == r.latency_ms), None)
         if base is None or not base.jobs_per_s:
             continue
-        out.append({
-            "latency_ms": r.latency_ms, "procs": r.procs,
-            "throughput_ratio": round(r.jobs_per_s / base.jobs_per_s, 2),
-            "cpu_ratio": round(r.worker_cpu_ms_per_job / base.worker_cpu_ms_per_job, 2) if base.worker_cpu_ms_per_job else None,
-            "target": 1.0 if r.latency_ms and r.latency_ms >= 1000 else 0.8,
-        })
+        out.append(
+            {
+                "latency_ms": r.latency_ms,
+                "procs": r.procs,
+                "throughput_ratio": round(r.jobs_per_s / base.jobs_per_s, 2),
+                "cpu_ratio": round(r.worker_cpu_ms_per_job / base.worker_cpu_ms_per_job, 2)
+                if base.worker_cpu_ms_per_job
+                else None,
+                "target": 1.0 if r.latency_ms and r.latency_ms >= 1000 else 0.8,
+            }
+        )
     return out
 
 
 def print_report(results: list[PhaseResult], rat: list[dict[str, Any]]) -> None:
-    head = ["variant", "latency", "procs", "jobs", "done ok", "wall s", "jobs/s", "worker CPU ms/job", "of it sys",
-            "emulator ms/job", "machine CPU ms/job", "machine busy", "checks"]
+    head = [
+        "variant",
+        "latency",
+        "procs",
+        "jobs",
+        "done ok",
+        "wall s",
+        "jobs/s",
+        "worker CPU ms/job",
+        "of it sys",
+        "emulator ms/job",
+        "machine CPU ms/job",
+        "machine busy",
+        "checks",
+    ]
     rows = []
     for r in results:
-        rows.append([r.variant, "-" if r.latency_ms is None else f"{r.latency_ms:g} ms", str(r.procs), str(r.jobs),
-                     f"{r.succeeded}/{r.jobs}", f"{r.wall_s:.2f}", f"{r.jobs_per_s:.1f}", f"{r.worker_cpu_ms_per_job:.2f}",
-                     f"{r.worker_sys_ms_per_job:.2f}",
-                     "-" if r.emulator_cpu_ms_per_job is None else f"{r.emulator_cpu_ms_per_job:.2f}",
-                     f"{r.machine_cpu_ms_per_job:.2f}", f"{r.machine_busy_pct:.0f}%", "ok" if r.ok else "FAILED"])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
-    say("\n" + "  ".join(h.ljust(w) for h, w in zip(head, widths)))
+        rows.append(
+            [
+                r.variant,
+                "-" if r.latency_ms is None else f"{r.latency_ms:g} ms",
+                str(r.procs),
+                str(r.jobs),
+                f"{r.succeeded}/{r.jobs}",
+                f"{r.wall_s:.2f}",
+                f"{r.jobs_per_s:.1f}",
+                f"{r.worker_cpu_ms_per_job:.2f}",
+                f"{r.worker_sys_ms_per_job:.2f}",
+                "-" if r.emulator_cpu_ms_per_job is None else f"{r.emulator_cpu_ms_per_job:.2f}",
+                f"{r.machine_cpu_ms_per_job:.2f}",
+                f"{r.machine_busy_pct:.0f}%",
+                "ok" if r.ok else "FAILED",
+            ]
+        )
+    widths = (
+        [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
+    )
+    say("\n" + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)))
     say("  ".join("-" * w for w in widths))
     for row in rows:
-        say("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)))
     server_rows = [r for r in results if r.servers]
     if server_rows:
         say("\nServers during each phase (Postgres and Redis serve the whole machine: other clients count too)")
-        say("  variant   latency  procs  postgres CPU ms/job  redis CPU ms/job  pg xacts/job  pg new sessions  redis cmds/job")
+        say(
+            "  variant   latency  procs  postgres CPU ms/job  redis CPU ms/job  pg xacts/job  pg new sessions  redis cmds/job"
+        )
         for r in server_rows:
             s = r.servers
-            say(f"  {r.variant:<9} {'-' if r.latency_ms is None else f'{r.latency_ms:g} ms':<8} {r.procs:<6} "
+            say(
+                f"  {r.variant:<9} {'-' if r.latency_ms is None else f'{r.latency_ms:g} ms':<8} {r.procs:<6} "
                 f"{s['postgres_cpu_ms_per_job']:<20} {s['redis_cpu_ms_per_job']:<17} {s['pg_transactions_per_job']:<13} "
-                f"{s['pg_new_sessions']:<16} {s['redis_commands_per_job']}")
+                f"{s['pg_new_sessions']:<16} {s['redis_commands_per_job']}"
+            )
     if rat:
         say("\npipeline / sdk (same latency; sdk = 1 worker process)")
         for x in rat:
             verdict = "meets" if x["throughput_ratio"] >= x["target"] else "BELOW"
-            say(f"  {x['latency_ms']:g} ms, {x['procs']} worker process(es): throughput {x['throughput_ratio']:.2f}x "
-                f"(target >= {x['target']}x: {verdict}), worker CPU per job {x['cpu_ratio']}x")
+            say(
+                f"  {x['latency_ms']:g} ms, {x['procs']} worker process(es): throughput {x['throughput_ratio']:.2f}x "
+                f"(target >= {x['target']}x: {verdict}), worker CPU per job {x['cpu_ratio']}x"
+            )
 
 
 def parse_list(text: str, kind=float) -> list:
@@ -363,18 +488,25 @@ def parse_list(text: str, kind=float) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
-    p.add_argument("--jobs", type=int, default=None,
-                   help="measured jobs per phase (default: 1500 at 0 ms latency and for noop, 2000 otherwise)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="measured jobs per phase (default: 1500 at 0 ms latency and for noop, 2000 otherwise)",
+    )
     p.add_argument("--latency", default="0,1000", help="emulator latencies in ms, comma separated (default 0,1000)")
-    p.add_argument("--worker-procs", default=None, help="pipeline worker processes to try (default 1,2; 1 with --profile)")
+    p.add_argument(
+        "--worker-procs", default=None, help="pipeline worker processes to try (default 1,2; 1 with --profile)"
+    )
     p.add_argument("--sdk-procs", default="1", help="sdk baseline worker processes (default 1)")
     p.add_argument("--concurrency", type=int, default=200, help="threads per worker process (default 200)")
     p.add_argument("--variants", default=None, help="noop,sdk,pipeline (default all; pipeline with --profile)")
     p.add_argument("--users", type=int, default=400, help="distinct pipeline users, half enterprise, half professional")
     p.add_argument("--warmup", type=int, default=100, help="unmeasured jobs per phase before the measured batch")
     p.add_argument("--phase-timeout", type=float, default=300, help="seconds to wait for one phase's jobs")
-    p.add_argument("--log-level", default=None,
-                   help="LOG_LEVEL for the pipeline workers (default: the project's default, INFO)")
+    p.add_argument(
+        "--log-level", default=None, help="LOG_LEVEL for the pipeline workers (default: the project's default, INFO)"
+    )
     p.add_argument("--json", dest="json_out", default=None, help="also write the results as JSON to this file")
     p.add_argument("--profile", action="store_true", help="run py-spy on the workers and print the top CPU consumers")
     p.add_argument("--profile-top", type=int, default=25)
@@ -385,10 +517,12 @@ def main(argv: list[str] | None = None) -> int:
     sdk_procs = parse_list(args.sdk_procs, int)
 
     bench = Bench(args)
-    started = datetime.now(timezone.utc)
-    say(f"bench.throughput run {bench.run_id} at {git_revision()}: {os.cpu_count()} CPUs, "
+    started = datetime.now(UTC)
+    say(
+        f"bench.throughput run {bench.run_id} at {git_revision()}: {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, "
-        f"variants {variants}, latencies {latencies} ms, pipeline processes {procs_list}")
+        f"variants {variants}, latencies {latencies} ms, pipeline processes {procs_list}"
+    )
     bench.setup()
     try:
         users = bench.pipeline_users() if "pipeline" in variants else []
@@ -405,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench.pipeline(latency, procs, jobs, users)
     finally:
         bench.emulator.stop()
-    finished = datetime.now(timezone.utc)
+    finished = datetime.now(UTC)
     rat = ratios(bench.results)
     print_report(bench.results, rat)
     revisions = sorted({r.revision for r in bench.results})
@@ -414,11 +548,14 @@ def main(argv: list[str] | None = None) -> int:
     say(f"\n(run {bench.run_id}, {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC; logs and profiles in {LOG_DIR})")
     if args.json_out:
         out = {
-            "run": bench.run_id, "started": started.isoformat(), "finished": finished.isoformat(),
+            "run": bench.run_id,
+            "started": started.isoformat(),
+            "finished": finished.isoformat(),
             "command": "python -m bench.throughput " + " ".join(argv if argv is not None else sys.argv[1:]),
             "revision": git_revision(),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "results": [asdict(r) for r in bench.results], "ratios": rat,
+            "results": [asdict(r) for r in bench.results],
+            "ratios": rat,
         }
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(out, indent=2, default=str))

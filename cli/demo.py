@@ -27,12 +27,18 @@ STORY = (
     "In the morning the logbook held one more entry, in a hand that was not hers."
 )
 DEMO_PLAN = [  # (tier, kind, type)
-    ("free", "script", "cinematic"), ("free", "analysis", "summary"), ("free", "script", "narration"),
+    ("free", "script", "cinematic"),
+    ("free", "analysis", "summary"),
+    ("free", "script", "narration"),
     ("free", "script", "marketing"),  # the third free script: over the monthly allowance of 2
-    ("basic", "script", "narration"), ("basic", "analysis", "keywords"),
-    ("standard", "script", "educational"), ("standard", "analysis", "difficulty"),
-    ("premium", "script", "marketing"), ("premium", "analysis", "genre"),  # primary fails: fallback serves
-    ("professional", "script", "cinematic"), ("professional", "analysis", "characters"),
+    ("basic", "script", "narration"),
+    ("basic", "analysis", "keywords"),
+    ("standard", "script", "educational"),
+    ("standard", "analysis", "difficulty"),
+    ("premium", "script", "marketing"),
+    ("premium", "analysis", "genre"),  # primary fails: fallback serves
+    ("professional", "script", "cinematic"),
+    ("professional", "analysis", "characters"),
     ("enterprise", "script", "narration"),
 ]
 FAILING_TIER = "premium"
@@ -62,8 +68,10 @@ def run_demo(latency_ms: int = 300) -> int:
             say(f"Fault:    the emulator answers 503 for {primary} ({FAILING_TIER}'s primary), so its fallback serves")
         metrics_port = _free_port()
         _start_worker(stack, metrics_port)
-        say(f"Worker:   started (threads pool, log in .data/demo-worker.log),"
-        f" metrics on http://127.0.0.1:{metrics_port}/metrics")
+        say(
+            f"Worker:   started (threads pool, log in .data/demo-worker.log),"
+            f" metrics on http://127.0.0.1:{metrics_port}/metrics"
+        )
 
         from tasks.client import LitinkClient
 
@@ -79,7 +87,12 @@ def run_demo(latency_ms: int = 300) -> int:
         _print_jobs(results)
         _print_costs([r["job_id"] for r in results])
         _print_metrics(metrics_port)
-        say("\nTry next:  litink usage " + users["free"] + "   |   litink costs   |   litink jobs show " + results[0]["job_id"])
+        say(
+            "\nTry next:  litink usage "
+            + users["free"]
+            + "   |   litink costs   |   litink jobs show "
+            + results[0]["job_id"]
+        )
     return 0 if all(r["status"] in ("succeeded", "rejected") for r in results) else 1
 
 
@@ -95,8 +108,10 @@ def _provider(stack: contextlib.ExitStack, latency_ms: int):
     emulator = stack.enter_context(running_emulator(latency_ms=latency_ms))
     os.environ.update({"OPENROUTER_BASE_URL": emulator.base_url, "OPENROUTER_API_KEY": "sk-or-emulator"})
     get_settings.cache_clear()
-    say(f"Provider: the local OpenRouter emulator at {emulator.base_url}, {latency_ms} ms per call"
-        " (no OPENROUTER_API_KEY set; set one to call OpenRouter itself)")
+    say(
+        f"Provider: the local OpenRouter emulator at {emulator.base_url}, {latency_ms} ms per call"
+        " (no OPENROUTER_API_KEY set; set one to call OpenRouter itself)"
+    )
     return emulator.control
 
 
@@ -115,9 +130,30 @@ def _start_worker(stack: contextlib.ExitStack, metrics_port: int) -> None:
     log_path.parent.mkdir(exist_ok=True)
     log_file = stack.enter_context(open(log_path, "w"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "threads", "-c", "32",
-         "-Q", ",".join(get_catalog().queues()), "-n", name, "-l", "WARNING", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=os.environ | {"METRICS_PORT": str(metrics_port)}, stdout=log_file, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            "32",
+            "-Q",
+            ",".join(get_catalog().queues()),
+            "-n",
+            name,
+            "-l",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=os.environ | {"METRICS_PORT": str(metrics_port)},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
 
     def stop() -> None:
@@ -175,17 +211,27 @@ def _print_jobs(results: list[dict]) -> None:
     rows = []
     for r in results:
         usage = r["usage"]
-        rows.append({
-            "job": r["job_id"][:8], "tier": r["tier"], "queue": get_catalog().tier(r["tier"]).queue if r["tier"] else "",
-            "job type": f"{r['kind']}/{r['type']}", "status": r["status"] + (f" ({r['reason']})" if r["reason"] else ""),
-            "model used": r["model_used"] or "-", "fallback": "yes" if r["used_fallback"] else "",
-            "tokens": f"{usage['prompt_tokens']}+{usage['completion_tokens']}", "cost USD": usage["cost_usd"],
-        })
+        rows.append(
+            {
+                "job": r["job_id"][:8],
+                "tier": r["tier"],
+                "queue": get_catalog().tier(r["tier"]).queue if r["tier"] else "",
+                "job type": f"{r['kind']}/{r['type']}",
+                "status": r["status"] + (f" ({r['reason']})" if r["reason"] else ""),
+                "model used": r["model_used"] or "-",
+                "fallback": "yes" if r["used_fallback"] else "",
+                "tokens": f"{usage['prompt_tokens']}+{usage['completion_tokens']}",
+                "cost USD": usage["cost_usd"],
+            }
+        )
     say("\nJobs")
     say(table(rows, ["job", "tier", "queue", "job type", "status", "model used", "fallback", "tokens", "cost USD"]))
     sample = next((r for r in results if r["status"] == "succeeded" and r["kind"] == "script"), None)
     if sample:
-        say(f"\nA {sample['type']} script from {sample['model_used']}:\n  " + sample["content"][:300].replace("\n", "\n  "))
+        say(
+            f"\nA {sample['type']} script from {sample['model_used']}:\n  "
+            + sample["content"][:300].replace("\n", "\n  ")
+        )
 
 
 def _print_costs(job_ids: list[str]) -> None:
@@ -194,15 +240,25 @@ def _print_costs(job_ids: list[str]) -> None:
     from db.session import get_engine
 
     with get_engine().connect() as conn:
-        rows = conn.execute(text(
-            "SELECT tier, model, count(*) AS calls, sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS ok,"
-            " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS cost"
-            " FROM llm_calls WHERE job_id = ANY(:ids) GROUP BY tier, model ORDER BY tier, model"
-        ), {"ids": job_ids}).mappings().all()
-        total = conn.execute(text("SELECT coalesce(sum(cost_usd), 0) FROM llm_calls WHERE job_id = ANY(:ids)"),
-                             {"ids": job_ids}).scalar()
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT tier, model, count(*) AS calls, sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) AS ok,"
+                    " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS cost"
+                    " FROM llm_calls WHERE job_id = ANY(:ids) GROUP BY tier, model ORDER BY tier, model"
+                ),
+                {"ids": job_ids},
+            )
+            .mappings()
+            .all()
+        )
+        total = conn.execute(
+            text("SELECT coalesce(sum(cost_usd), 0) FROM llm_calls WHERE job_id = ANY(:ids)"), {"ids": job_ids}
+        ).scalar()
     say("\nCost by tier and model (from llm_calls, one row per attempt)")
-    say(table([{**r, "cost": format(r["cost"], "f")} for r in rows], ["tier", "model", "calls", "ok", "tokens", "cost"]))
+    say(
+        table([{**r, "cost": format(r["cost"], "f")} for r in rows], ["tier", "model", "calls", "ok", "tokens", "cost"])
+    )
     say(f"Total: ${format(total, 'f')}")
 
 

@@ -69,7 +69,9 @@ def _job_text(r: dict) -> str:
         if r.get(key) is not None:
             lines.append(f"  {key}: {r[key]}")
     usage = r.get("usage") or {}
-    lines.append(f"  tokens: {usage.get('prompt_tokens', 0)} + {usage.get('completion_tokens', 0)}, cost: ${usage.get('cost_usd')}")
+    lines.append(
+        f"  tokens: {usage.get('prompt_tokens', 0)} + {usage.get('completion_tokens', 0)}, cost: ${usage.get('cost_usd')}"
+    )
     if r.get("detail"):
         lines.append(f"  detail: {r['detail']}")
     if r.get("content"):
@@ -95,8 +97,8 @@ def cmd_jobs_show(args) -> int:
 
 def cmd_usage(args) -> int:
     from db.session import get_engine
-    from workers.quotas.periods import utcnow
     from workers.quotas.allowance import usage
+    from workers.quotas.periods import utcnow
 
     use_services()
     with get_engine().connect() as conn:
@@ -104,9 +106,15 @@ def cmd_usage(args) -> int:
     if args.json:
         print(to_json(report))
         return 0
-    print(f"{report['user_id']}: {report['tier']} ({report['status']}), period {report['period']['start']} to {report['period']['end']}")
-    print(f"  scripts:  {report['videos']['used']} used of {report['videos']['limit']}, {report['videos']['remaining']} left")
-    print(f"  analyses: {report['analyses']['used']} used of {report['analyses']['limit']}, {report['analyses']['remaining']} left")
+    print(
+        f"{report['user_id']}: {report['tier']} ({report['status']}), period {report['period']['start']} to {report['period']['end']}"
+    )
+    print(
+        f"  scripts:  {report['videos']['used']} used of {report['videos']['limit']}, {report['videos']['remaining']} left"
+    )
+    print(
+        f"  analyses: {report['analyses']['used']} used of {report['analyses']['limit']}, {report['analyses']['remaining']} left"
+    )
     print(f"  spend:    ${report['spend_usd']} of ${report['spend_cap_usd']} cap")
     print(f"  can generate: {'yes' if report['can_generate'] else 'no'}")
     return 0
@@ -137,7 +145,9 @@ def cmd_models_sync(args) -> int:
     models = model_catalog.fetch_models()
     with transaction() as conn:
         summary = model_catalog.sync(conn, models, utcnow())
-    print(to_json(summary) if args.json else f"{summary['priced']} models priced, {summary['delisted']} no longer listed")
+    print(
+        to_json(summary) if args.json else f"{summary['priced']} models priced, {summary['delisted']} no longer listed"
+    )
     return 0
 
 
@@ -148,7 +158,11 @@ def cmd_models_list(args) -> int:
     use_services()
     with get_engine().connect() as conn:
         rows = model_catalog.tier_models(conn)
-    print(to_json(rows) if args.json else table(rows, ["tier", "role", "model", "prompt_price", "completion_price", "context_length", "listed"]))
+    print(
+        to_json(rows)
+        if args.json
+        else table(rows, ["tier", "role", "model", "prompt_price", "completion_price", "context_length", "listed"])
+    )
     return 0
 
 
@@ -227,13 +241,17 @@ def parser() -> argparse.ArgumentParser:
     usage.add_argument("--json", action="store_true")
     usage.set_defaults(func=cmd_usage)
 
-    subs = sub.add_parser("subscriptions", help="manage subscriptions").add_subparsers(dest="subs_command", required=True)
+    subs = sub.add_parser("subscriptions", help="manage subscriptions").add_subparsers(
+        dest="subs_command", required=True
+    )
     set_ = subs.add_parser("set", help="put a user on a tier (operator action)")
     set_.add_argument("user")
     set_.add_argument("tier")
     set_.set_defaults(func=cmd_subscriptions_set)
 
-    models = sub.add_parser("models", help="OpenRouter's model catalog").add_subparsers(dest="models_command", required=True)
+    models = sub.add_parser("models", help="OpenRouter's model catalog").add_subparsers(
+        dest="models_command", required=True
+    )
     sync = models.add_parser("sync", help="read /models into model_prices")
     sync.add_argument("--json", action="store_true")
     sync.set_defaults(func=cmd_models_sync)
@@ -253,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     flower.set_defaults(func=cmd_flower)
 
     hooks = sub.add_parser("webhooks", help="run the Stripe webhook receiver")
-    hooks.add_argument("--host", default="0.0.0.0")  # noqa: S104 (a receiver for Stripe)
+    hooks.add_argument("--host", default="0.0.0.0")
     hooks.add_argument("--port", type=int)
     hooks.set_defaults(func=cmd_webhooks)
     return p

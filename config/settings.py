@@ -7,8 +7,8 @@ Secrets are :class:`pydantic.SecretStr`, so ``repr()`` and logs show ``*********
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr

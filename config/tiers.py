@@ -72,7 +72,7 @@ class AnalysisSettings(_Frozen):
 
 class Tier(_Frozen):
     name: str
-    rank: int                      # order for upgrades and downgrades
+    rank: int  # order for upgrades and downgrades
     priority: int = Field(ge=0, le=9)
     models: tuple[str, ...] = Field(min_length=1)
     max_tokens: int

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
 from sqlalchemy import (
@@ -145,9 +144,7 @@ class QuotaUsage(Base):
     spend_usd: Mapped[Money] = mapped_column(server_default=text("0"), comment="settled LLM cost")
     updated_at: Mapped[CreatedAt]
 
-    __table_args__ = (
-        CheckConstraint("scripts_used >= 0 AND analyses_used >= 0", name="non_negative"),
-    )
+    __table_args__ = (CheckConstraint("scripts_used >= 0 AND analyses_used >= 0", name="non_negative"),)
 
 
 class QuotaPeriodSummary(Base):

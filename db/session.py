@@ -16,7 +16,7 @@ def sqlalchemy_url(url: str) -> str:
     """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -13,9 +13,9 @@ from .testing import RunningEmulator, running_emulator
 
 __all__ = [
     "CATALOG",
+    "FAULT_KINDS",
     "EmulatorControl",
     "EmulatorControlError",
-    "FAULT_KINDS",
     "ModelInfo",
     "RunningEmulator",
     "create_app",

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from .exactjson import decimal_text
 
-__all__ = ["CallLog", "CallRecord", "DEFAULT_CAPACITY"]
+__all__ = ["DEFAULT_CAPACITY", "CallLog", "CallRecord"]
 
 DEFAULT_CAPACITY = 100_000
 
@@ -41,7 +41,7 @@ class CallRecord:
 
     @property
     def created_at(self) -> str:
-        return datetime.fromtimestamp(self.at, tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(self.at, tz=UTC).isoformat()
 
     def as_json(self) -> dict[str, Any]:
         """The control API's view: cost as a decimal string, time as ISO 8601."""
@@ -96,10 +96,7 @@ class CallLog:
 
     def recent(self, limit: int | None = None, model: str | None = None) -> list[CallRecord]:
         """Records oldest first, optionally only one model's and only the last ``limit``."""
-        records = [
-            r for r in self._records.values()
-            if model is None or model in (r.model, r.requested_model)
-        ]
+        records = [r for r in self._records.values() if model is None or model in (r.model, r.requested_model)]
         if limit is not None:
             records = records[-limit:] if limit > 0 else []
         return records

@@ -99,9 +99,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return _complete(state, call, fault)
 
 
-def _new_call(
-    state: EmulatorState, request: web.Request, payload: dict, arrived: float, started: float
-) -> Call:
+def _new_call(state: EmulatorState, request: web.Request, payload: dict, arrived: float, started: float) -> Call:
     requested = payload.get("model") if isinstance(payload.get("model"), str) else ""
     messages = payload.get("messages")
     return Call(
@@ -208,9 +206,7 @@ def _complete(state: EmulatorState, call: Call, fault: str | None) -> web.Respon
     return json_response(body, headers={"X-Generation-Id": call.generation_id})
 
 
-async def _stream(
-    request: web.Request, state: EmulatorState, call: Call, fault: str | None
-) -> web.StreamResponse:
+async def _stream(request: web.Request, state: EmulatorState, call: Call, fault: str | None) -> web.StreamResponse:
     """SSE answer: processing comments while "waiting upstream", content chunks, usage, [DONE]."""
     assert call.model is not None
     response = web.StreamResponse(
@@ -231,11 +227,13 @@ async def _stream(
     common = {"generation_id": call.generation_id, "model": call.model, "created": int(call.arrived)}
     words = outcome.words
     for start in range(0, len(words), _WORDS_PER_CHUNK):
-        piece = " ".join(words[start:start + _WORDS_PER_CHUNK])
+        piece = " ".join(words[start : start + _WORDS_PER_CHUNK])
         await _send(response, stream_chunk(content=piece if start == 0 else " " + piece, **common))
     usage = usage_block(call.model, outcome.prompt_tokens, len(words))
-    await _send(response, stream_chunk(
-        content="", finish_reason=outcome.finish_reason, usage=usage, error=outcome.error, **common))
+    await _send(
+        response,
+        stream_chunk(content="", finish_reason=outcome.finish_reason, usage=usage, error=outcome.error, **common),
+    )
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response
@@ -245,27 +243,27 @@ async def _send(response: web.StreamResponse, chunk: dict) -> None:
     await response.write(f"data: {dumps(chunk)}\n\n".encode())
 
 
-def _record(
-    state: EmulatorState, call: Call, status: int, fault: str | None, outcome: Outcome | None
-) -> None:
+def _record(state: EmulatorState, call: Call, status: int, fault: str | None, outcome: Outcome | None) -> None:
     """Log the call. Only a 200 with an outcome is charged."""
     prompt_tokens = outcome.prompt_tokens if outcome else 0
     completion_tokens = len(outcome.words) if outcome else 0
     cost = call.model.cost(prompt_tokens, completion_tokens) if call.model else Decimal(0)
-    state.calls.add(CallRecord(
-        id=call.generation_id,
-        model=call.model.id if call.model else call.requested,
-        requested_model=call.requested,
-        status=status,
-        fault=fault,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=cost,
-        stream=call.stream,
-        at=call.arrived,
-        latency_ms=int((time.monotonic() - call.started) * 1000),
-        finish_reason=outcome.finish_reason if outcome else None,
-        provider=call.model.provider if call.model else None,
-        referer=call.referer,
-        title=call.title,
-    ))
+    state.calls.add(
+        CallRecord(
+            id=call.generation_id,
+            model=call.model.id if call.model else call.requested,
+            requested_model=call.requested,
+            status=status,
+            fault=fault,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            stream=call.stream,
+            at=call.arrived,
+            latency_ms=int((time.monotonic() - call.started) * 1000),
+            finish_reason=outcome.finish_reason if outcome else None,
+            provider=call.model.provider if call.model else None,
+            referer=call.referer,
+            title=call.title,
+        )
+    )

@@ -6,6 +6,7 @@ Tests and the demo run in plain threads, not in an event loop, so this uses bloc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.parse
@@ -89,10 +90,8 @@ class EmulatorControl:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
-            try:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 detail = json.loads(detail)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                pass
             raise EmulatorControlError(f"{method} {path} -> {exc.code}: {detail}", status=exc.code) from None
         except urllib.error.URLError as exc:
             raise EmulatorControlError(f"{method} {path}: emulator unreachable ({exc.reason})") from None

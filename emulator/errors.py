@@ -6,7 +6,8 @@ one consistent body whose ``code`` equals the HTTP status.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -25,9 +26,7 @@ def error_body(status: int, message: str, metadata: Mapping[str, Any] | None = N
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     """A JSON answer written with exact Decimals."""
-    return web.Response(
-        text=dumps(body), status=status, content_type="application/json", headers=headers
-    )
+    return web.Response(text=dumps(body), status=status, content_type="application/json", headers=headers)
 
 
 def error_response(

@@ -8,8 +8,9 @@ each answers ``times`` calls (-1 = forever) and then drops out of the queue.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import error_body
 
@@ -17,11 +18,11 @@ __all__ = [
     "ANY_MODEL",
     "ERROR_KINDS",
     "FAULT_KINDS",
+    "SPECIAL_KINDS",
     "FaultBook",
     "FaultContext",
     "FaultError",
     "FaultRule",
-    "SPECIAL_KINDS",
     "fault_error",
 ]
 
@@ -77,47 +78,59 @@ def _requested_tokens(ctx: FaultContext) -> int:
 
 
 ERROR_KINDS: dict[str, ErrorKind] = {
-    "timeout": ErrorKind(
-        408, lambda c: "Timed out waiting for the upstream provider to answer", _upstream),
+    "timeout": ErrorKind(408, lambda c: "Timed out waiting for the upstream provider to answer", _upstream),
     "rate_limit": ErrorKind(
-        429, lambda c: f"Rate limit exceeded for {c.model}; slow down and retry later",
-        lambda c: {"provider_name": c.provider, "raw": "too many requests"}, default_retry_after=1),
+        429,
+        lambda c: f"Rate limit exceeded for {c.model}; slow down and retry later",
+        lambda c: {"provider_name": c.provider, "raw": "too many requests"},
+        default_retry_after=1,
+    ),
     "server_error": ErrorKind(500, lambda c: "Internal server error", _nothing),
     "bad_gateway": ErrorKind(
-        502, lambda c: "Provider returned error",
-        lambda c: {"provider_name": c.provider, "raw": "upstream connection reset"}),
+        502,
+        lambda c: "Provider returned error",
+        lambda c: {"provider_name": c.provider, "raw": "upstream connection reset"},
+    ),
     "unavailable": ErrorKind(
-        503, lambda c: "Service temporarily unavailable; no provider can take the request now",
-        _upstream),
-    "gateway_timeout": ErrorKind(
-        504, lambda c: "Gateway timeout: the provider did not answer in time", _upstream),
+        503, lambda c: "Service temporarily unavailable; no provider can take the request now", _upstream
+    ),
+    "gateway_timeout": ErrorKind(504, lambda c: "Gateway timeout: the provider did not answer in time", _upstream),
     "in_flight_budget": ErrorKind(
-        402, lambda c: "Too many requests in flight for the key's remaining balance; retry shortly",
-        lambda c: {"reason": "in_flight_budget_exhausted"}, default_retry_after=1),
-    "credits": ErrorKind(
-        402, lambda c: "Insufficient credits: add more credits to the account and retry", _nothing),
+        402,
+        lambda c: "Too many requests in flight for the key's remaining balance; retry shortly",
+        lambda c: {"reason": "in_flight_budget_exhausted"},
+        default_retry_after=1,
+    ),
+    "credits": ErrorKind(402, lambda c: "Insufficient credits: add more credits to the account and retry", _nothing),
     "key_limit": ErrorKind(
-        402, lambda c: "Key limit exceeded: this API key has reached its spending limit",
-        lambda c: {"limit_reset": None}),
+        402,
+        lambda c: "Key limit exceeded: this API key has reached its spending limit",
+        lambda c: {"limit_reset": None},
+    ),
     "unauthorized": ErrorKind(401, lambda c: "Invalid or disabled API key", _nothing),
     "moderation": ErrorKind(
-        403, lambda c: f"{c.model} requires moderation and the input was flagged",
+        403,
+        lambda c: f"{c.model} requires moderation and the input was flagged",
         lambda c: {
             "reasons": ["violence"],
             "flagged_input": c.user_text[:100],
             "provider_name": c.provider,
             "model_slug": c.model,
-        }),
+        },
+    ),
     "context_length": ErrorKind(
-        400, lambda c: (
+        400,
+        lambda c: (
             f"This model's maximum context length is {c.context_length} tokens, but about "
             f"{max(_requested_tokens(c), c.context_length + 1)} tokens were requested. "
-            "Shorten the messages or lower max_tokens."),
-        lambda c: {"provider_name": c.provider}),
+            "Shorten the messages or lower max_tokens."
+        ),
+        lambda c: {"provider_name": c.provider},
+    ),
     "bad_request": ErrorKind(400, lambda c: "Invalid request parameters", _nothing),
     "no_providers": ErrorKind(
-        404, lambda c: "No allowed providers are available for the selected model.",
-        lambda c: {"model": c.model}),
+        404, lambda c: "No allowed providers are available for the selected model.", lambda c: {"model": c.model}
+    ),
 }
 
 # Kinds that do not answer with an HTTP error of their own.

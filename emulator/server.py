@@ -34,9 +34,7 @@ async def http_errors_as_json(request: web.Request, handler):
         return error_response(exc.status, exc.reason or "error")
 
 
-def create_app(
-    latency_ms: float = 0, jitter_ms: float = 0, call_log_size: int = DEFAULT_CAPACITY
-) -> web.Application:
+def create_app(latency_ms: float = 0, jitter_ms: float = 0, call_log_size: int = DEFAULT_CAPACITY) -> web.Application:
     """A fresh emulator: its own state, no faults, the given latency."""
     app = web.Application(
         middlewares=[http_errors_as_json, control_api.bad_input_as_400],

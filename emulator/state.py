@@ -14,7 +14,7 @@ from aiohttp import web
 from .calllog import DEFAULT_CAPACITY, CallLog
 from .faults import FaultBook
 
-__all__ = ["EmulatorState", "STATE"]
+__all__ = ["STATE", "EmulatorState"]
 
 
 @dataclass

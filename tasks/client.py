@@ -25,21 +25,51 @@ class LitinkClient:
     def _send(self, name: str, kwargs: dict[str, Any], task_id: str | None = None) -> str:
         return self.app.send_task(name, kwargs=kwargs, queue=INTAKE_QUEUE, task_id=task_id).id
 
-    def submit_script(self, user_id: str, content: str, script_type: str = "cinematic", *,
-                      idempotency_key: str | None = None, notify: str | dict | None = None,
-                      job_id: str | None = None) -> str:
+    def submit_script(
+        self,
+        user_id: str,
+        content: str,
+        script_type: str = "cinematic",
+        *,
+        idempotency_key: str | None = None,
+        notify: str | dict | None = None,
+        job_id: str | None = None,
+    ) -> str:
         """Enqueue a script job; returns its job id."""
-        return self._send("litink.submit_script", {
-            "user_id": user_id, "content": content, "script_type": script_type,
-            "idempotency_key": idempotency_key, "notify": notify}, job_id)
+        return self._send(
+            "litink.submit_script",
+            {
+                "user_id": user_id,
+                "content": content,
+                "script_type": script_type,
+                "idempotency_key": idempotency_key,
+                "notify": notify,
+            },
+            job_id,
+        )
 
-    def submit_analysis(self, user_id: str, content: str, analysis_type: str = "summary", *,
-                        idempotency_key: str | None = None, notify: str | dict | None = None,
-                        job_id: str | None = None) -> str:
+    def submit_analysis(
+        self,
+        user_id: str,
+        content: str,
+        analysis_type: str = "summary",
+        *,
+        idempotency_key: str | None = None,
+        notify: str | dict | None = None,
+        job_id: str | None = None,
+    ) -> str:
         """Enqueue an analysis job; returns its job id."""
-        return self._send("litink.submit_analysis", {
-            "user_id": user_id, "content": content, "analysis_type": analysis_type,
-            "idempotency_key": idempotency_key, "notify": notify}, job_id)
+        return self._send(
+            "litink.submit_analysis",
+            {
+                "user_id": user_id,
+                "content": content,
+                "analysis_type": analysis_type,
+                "idempotency_key": idempotency_key,
+                "notify": notify,
+            },
+            job_id,
+        )
 
     def result(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the job's final JobResult."""

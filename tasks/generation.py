@@ -12,11 +12,10 @@ from sqlalchemy.exc import OperationalError
 
 from config import get_settings
 from db.session import transaction
-from workers.pipeline import jobs
-from workers.ops import metrics
-from workers.pipeline import runner
 from workers.app import app
 from workers.errors import DeferredRetry
+from workers.ops import metrics
+from workers.pipeline import jobs, runner
 from workers.pipeline.job_result import job_result
 from workers.pipeline.validation import notify_target
 
@@ -44,8 +43,10 @@ def run_job(self, job_id, user_id, kind, type, tier, content, notify=None, queue
     except DeferredRetry as deferred:
         with transaction() as conn:
             jobs.requeue(conn, claimed)
-        log.info("provider asked for a long wait; slot given back",
-                 extra={"job_id": job_id, "tier": tier, "countdown": deferred.countdown})
+        log.info(
+            "provider asked for a long wait; slot given back",
+            extra={"job_id": job_id, "tier": tier, "countdown": deferred.countdown},
+        )
         raise self.retry(countdown=min(deferred.countdown, max_countdown))
     _notify(notify, result)
     return result

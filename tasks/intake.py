@@ -12,10 +12,10 @@ from celery import Task, states
 from sqlalchemy.exc import OperationalError
 
 from tasks.generation import run_job
-from workers.pipeline.admission import admit
 from workers.app import app
-from workers.quotas.periods import utcnow
+from workers.pipeline.admission import admit
 from workers.pipeline.validation import JobRequest
+from workers.quotas.periods import utcnow
 
 
 class IntakeTask(Task):
@@ -54,8 +54,16 @@ def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any,
         return task.answer(admission.result)
     tier = admission.tier
     handover = run_job.signature(
-        kwargs={"job_id": req.job_id, "user_id": req.user_id, "kind": kind, "type": type_, "tier": tier.name,
-                "content": req.content, "notify": notify, "queued_at": utcnow().timestamp()},
+        kwargs={
+            "job_id": req.job_id,
+            "user_id": req.user_id,
+            "kind": kind,
+            "type": type_,
+            "tier": tier.name,
+            "content": req.content,
+            "notify": notify,
+            "queued_at": utcnow().timestamp(),
+        },
         queue=tier.queue,
         priority=tier.priority,
         # Flower, events and logs show this instead of the kwargs: never the user's content.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from db.session import transaction
-from workers.llm import model_catalog
-from workers.quotas import monthly_reset
-from workers.reporting.alerts import check_cost_thresholds
 from workers.app import app
+from workers.llm import model_catalog
 from workers.llm.costs import catalog_prices
+from workers.quotas import monthly_reset
 from workers.quotas.periods import utcnow
+from workers.reporting.alerts import check_cost_thresholds
 
 log = logging.getLogger(__name__)
 

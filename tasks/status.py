@@ -5,10 +5,10 @@ from __future__ import annotations
 from celery.result import AsyncResult
 
 from db.session import get_engine
-from workers.pipeline import jobs
-from workers.quotas import allowance as quotas
 from workers.app import app
+from workers.pipeline import jobs
 from workers.pipeline.job_result import job_result
+from workers.quotas import allowance as quotas
 from workers.quotas.periods import utcnow
 
 
@@ -21,11 +21,20 @@ def job_status(job_id):
     stored = AsyncResult(job_id, app=app)
     if stored.successful() and isinstance(stored.result, dict):
         return stored.result  # a rejection without a jobs row (its user id was invalid)
-    return {"job_id": job_id, "status": "queued", "reason": None,
-            "detail": "no record yet: still waiting in intake, or an unknown id",
-            "retry_after": None, "kind": None, "type": None, "tier": None, "content": None,
-            "model_used": None, "used_fallback": False,
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": "0"}}
+    return {
+        "job_id": job_id,
+        "status": "queued",
+        "reason": None,
+        "detail": "no record yet: still waiting in intake, or an unknown id",
+        "retry_after": None,
+        "kind": None,
+        "type": None,
+        "tier": None,
+        "content": None,
+        "model_used": None,
+        "used_fallback": False,
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": "0"},
+    }
 
 
 @app.task(name="litink.usage")

@@ -152,9 +152,26 @@ def spawn_worker(emulator):
 
     def spawn(queues=None, concurrency=4, pool="threads", env=None):
         name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-        argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", pool, "-c", str(concurrency),
-                "-Q", ",".join(queues or get_catalog().queues()), "-n", name, "--without-mingle",
-                "--without-gossip", "-l", "WARNING"]
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "worker",
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-Q",
+            ",".join(queues or get_catalog().queues()),
+            "-n",
+            name,
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "WARNING",
+        ]
         proc = subprocess.Popen(argv, env=os.environ | (env or {}), cwd=Path(__file__).resolve().parents[1])
         started.append(proc)
         deadline = time.monotonic() + 30

@@ -2,8 +2,7 @@
 
 from celery import Celery, signals
 
-from workers.ops import log_setup
-from workers.ops import metrics_server
+from workers.ops import log_setup, metrics_server
 
 TASK_MODULES = [
     "tasks.intake",

@@ -41,8 +41,15 @@ class ProviderError(LitinkError):
 
     reason = "provider_error"  # the JobResult reason when this ends a job
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | int | None = None,
-                 retry_after: float | None = None, usage: CallUsage | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | int | None = None,
+        retry_after: float | None = None,
+        usage: CallUsage | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code

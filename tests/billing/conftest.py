@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -35,10 +35,11 @@ PRICES = {
     "professional": "price_professional_test",
 }
 # Events are dated from here; tests pass `now` explicitly where time matters.
-T0 = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
 
 # A fake of the one Stripe endpoint we call.
+
 
 @dataclass
 class FakeStripe:
@@ -66,8 +67,9 @@ class FakeStripe:
         params = dict(parse_qsl(body, keep_blank_values=True))
         key = headers.get("idempotency-key")
         with self._lock:
-            self.requests.append({"path": path, "params": params, "idempotency_key": key,
-                                  "authorization": headers.get("authorization")})
+            self.requests.append(
+                {"path": path, "params": params, "idempotency_key": key, "authorization": headers.get("authorization")}
+            )
             if path != "/v1/checkout/sessions":
                 return 404, {"error": {"type": "invalid_request_error", "message": f"no route {path}"}}
             if self.failures:
@@ -95,7 +97,7 @@ def _fake_stripe_server() -> Iterator[FakeStripe]:
     fake = FakeStripe()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
             status, answer = fake.answer(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             data = json.dumps(answer).encode()
@@ -143,6 +145,7 @@ def stripe_settings(monkeypatch: pytest.MonkeyPatch, _fake_stripe_server: FakeSt
 
 # Signed webhook events.
 
+
 def sign(body: str, *, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
     """A Stripe-Signature header for ``body``, as Stripe computes it."""
     at = int(time.time()) if at is None else at
@@ -162,38 +165,72 @@ class Events:
         self._ids = itertools.count(1)
 
     def event(self, type_: str, obj: dict[str, Any], *, created: datetime = T0, id_: str | None = None) -> str:
-        return json.dumps({
-            "id": id_ or f"evt_test_{next(self._ids):05d}",
-            "object": "event",
-            "type": type_,
-            "created": unix(created),
-            "api_version": "2025-03-31.basil",
-            "livemode": False,
-            "data": {"object": obj},
-        })
+        return json.dumps(
+            {
+                "id": id_ or f"evt_test_{next(self._ids):05d}",
+                "object": "event",
+                "type": type_,
+                "created": unix(created),
+                "api_version": "2025-03-31.basil",
+                "livemode": False,
+                "data": {"object": obj},
+            }
+        )
 
-    def checkout_completed(self, user_id: str, tier: str, *, subscription: str = "sub_1",
-                           customer: str = "cus_1", created: datetime = T0, **extra: Any) -> str:
+    def checkout_completed(
+        self,
+        user_id: str,
+        tier: str,
+        *,
+        subscription: str = "sub_1",
+        customer: str = "cus_1",
+        created: datetime = T0,
+        **extra: Any,
+    ) -> str:
         session = {
-            "id": "cs_test_done", "object": "checkout.session", "mode": "subscription",
-            "status": "complete", "payment_status": "paid", "client_reference_id": user_id,
-            "customer": customer, "subscription": subscription,
-            "metadata": {"user_id": user_id, "tier": tier}, **extra,
+            "id": "cs_test_done",
+            "object": "checkout.session",
+            "mode": "subscription",
+            "status": "complete",
+            "payment_status": "paid",
+            "client_reference_id": user_id,
+            "customer": customer,
+            "subscription": subscription,
+            "metadata": {"user_id": user_id, "tier": tier},
+            **extra,
         }
         return self.event("checkout.session.completed", session, created=created)
 
-    def subscription(self, type_: str, *, tier: str | None = "premium", price: str | None = None,
-                     status: str = "active", user_id: str | None = "user-1", subscription: str = "sub_1",
-                     customer: str = "cus_1", created: datetime = T0, period_start: datetime = T0,
-                     period_end: datetime | None = None, legacy: bool = False) -> str:
+    def subscription(
+        self,
+        type_: str,
+        *,
+        tier: str | None = "premium",
+        price: str | None = None,
+        status: str = "active",
+        user_id: str | None = "user-1",
+        subscription: str = "sub_1",
+        customer: str = "cus_1",
+        created: datetime = T0,
+        period_start: datetime = T0,
+        period_end: datetime | None = None,
+        legacy: bool = False,
+    ) -> str:
         """A customer.subscription.* event. ``legacy`` puts the period on the subscription
         itself, as API versions before 2025-03-31 did."""
         period_end = period_end or period_start + timedelta(days=30)
         price_id = price or PRICES[tier]
-        item: dict[str, Any] = {"id": "si_1", "object": "subscription_item",
-                                "price": {"id": price_id, "object": "price"}, "quantity": 1}
+        item: dict[str, Any] = {
+            "id": "si_1",
+            "object": "subscription_item",
+            "price": {"id": price_id, "object": "price"},
+            "quantity": 1,
+        }
         sub: dict[str, Any] = {
-            "id": subscription, "object": "subscription", "status": status, "customer": customer,
+            "id": subscription,
+            "object": "subscription",
+            "status": status,
+            "customer": customer,
             "metadata": {"user_id": user_id} if user_id else {},
             "items": {"object": "list", "data": [item]},
         }
@@ -201,18 +238,35 @@ class Events:
         (sub if legacy else item).update(period)
         return self.event(type_, sub, created=created)
 
-    def invoice(self, type_: str, *, subscription: str | None = "sub_1", customer: str = "cus_1",
-                user_id: str | None = "user-1", tier: str = "premium", created: datetime = T0,
-                period_start: datetime = T0, period_end: datetime | None = None,
-                legacy: bool = False) -> str:
+    def invoice(
+        self,
+        type_: str,
+        *,
+        subscription: str | None = "sub_1",
+        customer: str = "cus_1",
+        user_id: str | None = "user-1",
+        tier: str = "premium",
+        created: datetime = T0,
+        period_start: datetime = T0,
+        period_end: datetime | None = None,
+        legacy: bool = False,
+    ) -> str:
         """An invoice.* event. ``legacy`` uses the pre-2025-03-31 fields (top-level
         ``subscription``, line ``price``)."""
         period_end = period_end or period_start + timedelta(days=30)
-        line: dict[str, Any] = {"id": "il_1", "object": "line_item", "amount": 2900,
-                                "period": {"start": unix(period_start), "end": unix(period_end)}}
-        invoice: dict[str, Any] = {"id": "in_1", "object": "invoice", "customer": customer,
-                                   "billing_reason": "subscription_cycle",
-                                   "lines": {"object": "list", "data": [line]}}
+        line: dict[str, Any] = {
+            "id": "il_1",
+            "object": "line_item",
+            "amount": 2900,
+            "period": {"start": unix(period_start), "end": unix(period_end)},
+        }
+        invoice: dict[str, Any] = {
+            "id": "in_1",
+            "object": "invoice",
+            "customer": customer,
+            "billing_reason": "subscription_cycle",
+            "lines": {"object": "list", "data": [line]},
+        }
         meta = {"user_id": user_id} if user_id else {}
         if legacy:
             invoice["subscription"] = subscription
@@ -220,15 +274,19 @@ class Events:
             line["price"] = {"id": PRICES[tier], "object": "price"}
         else:
             invoice["parent"] = (
-                {"type": "subscription_details",
-                 "subscription_details": {"subscription": subscription, "metadata": meta}}
-                if subscription else None
+                {
+                    "type": "subscription_details",
+                    "subscription_details": {"subscription": subscription, "metadata": meta},
+                }
+                if subscription
+                else None
             )
             line["pricing"] = {"type": "price_details", "price_details": {"price": PRICES[tier]}}
         return self.event(type_, invoice, created=created)
 
-    def deliver(self, body: str, *, now: datetime | None = None, at: int | None = None,
-                secret: str = WEBHOOK_SECRET) -> dict[str, Any]:
+    def deliver(
+        self, body: str, *, now: datetime | None = None, at: int | None = None, secret: str = WEBHOOK_SECRET
+    ) -> dict[str, Any]:
         """Sign ``body`` and hand it to the event handler, as the task would."""
         return handle_event(body, sign(body, secret=secret, at=at), now=now or T0).as_dict()
 
@@ -239,6 +297,7 @@ def events() -> Events:
 
 
 # The webhook receiver, served from a thread.
+
 
 @dataclass(frozen=True)
 class RunningReceiver:

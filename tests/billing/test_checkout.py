@@ -25,8 +25,10 @@ def test_a_checkout_session_is_a_subscription_for_the_tiers_price_with_the_user_
     session = create_checkout_session("user-7", "premium", SUCCESS, CANCEL, now=T0)
 
     # Then Stripe was asked for a subscription of that price, naming the user three ways
-    assert session.as_dict() == {"checkout_url": f"https://checkout.stripe.test/c/pay/{session.session_id}",
-                                 "session_id": session.session_id}
+    assert session.as_dict() == {
+        "checkout_url": f"https://checkout.stripe.test/c/pay/{session.session_id}",
+        "session_id": session.session_id,
+    }
     (request,) = fake_stripe.requests
     assert request["authorization"] == "Bearer sk_test_litink"
     assert request["params"] == {
@@ -91,8 +93,12 @@ def test_the_free_tier_and_unknown_tiers_are_not_for_sale(fake_stripe):
 
 def test_a_returning_customer_keeps_their_stripe_customer(fake_stripe, db):
     # Given user-7 once subscribed, as Stripe customer cus_old
-    db.execute(text("INSERT INTO subscriptions (user_id, tier, status, stripe_customer_id)"
-                    " VALUES ('user-7', 'basic', 'canceled', 'cus_old')"))
+    db.execute(
+        text(
+            "INSERT INTO subscriptions (user_id, tier, status, stripe_customer_id)"
+            " VALUES ('user-7', 'basic', 'canceled', 'cus_old')"
+        )
+    )
 
     # When they buy premium
     create_checkout_session("user-7", "premium", SUCCESS, CANCEL)
@@ -113,8 +119,9 @@ def test_a_user_already_on_the_tier_is_refused(fake_stripe, db):
     assert fake_stripe.requests == []
 
 
-@pytest.mark.parametrize(("status", "error"), [(503, StripeUnavailable), (500, StripeUnavailable),
-                                               (400, StripeRejected)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(503, StripeUnavailable), (500, StripeUnavailable), (400, StripeRejected)]
+)
 def test_stripe_failures_are_translated_into_retryable_or_permanent_errors(fake_stripe, status, error):
     # Given Stripe answers the next request with an error
     fake_stripe.failures.append(status)

@@ -13,8 +13,10 @@ from .conftest import sign
 
 
 def _nothing_changed(db) -> bool:
-    return (db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 0
-            and db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0)
+    return (
+        db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 0
+        and db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
+    )
 
 
 def test_a_forged_signature_changes_nothing_and_says_why(events, db):

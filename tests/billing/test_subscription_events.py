@@ -51,8 +51,11 @@ def test_a_plan_change_moves_the_tier_and_writes_the_upgrade_and_the_downgrade(e
 
     # Then each move is in the history
     assert standing(db, "user-1", T0 + timedelta(days=2)).tier.name == "premium"
-    assert _history(db) == [("free", "basic", "upgrade"), ("basic", "professional", "upgrade"),
-                            ("professional", "premium", "downgrade")]
+    assert _history(db) == [
+        ("free", "basic", "upgrade"),
+        ("basic", "professional", "upgrade"),
+        ("professional", "premium", "downgrade"),
+    ]
 
 
 def test_an_older_update_arriving_late_does_not_overwrite_a_newer_state(events, db):
@@ -75,8 +78,9 @@ def test_deleting_the_subscription_returns_the_user_to_free(events, db):
     events.deliver(events.checkout_completed("user-1", "premium", created=T0))
 
     # When Stripe reports the subscription deleted
-    result = events.deliver(events.subscription(DELETED, tier="premium", status="canceled",
-                                                created=T0 + timedelta(days=30)))
+    result = events.deliver(
+        events.subscription(DELETED, tier="premium", status="canceled", created=T0 + timedelta(days=30))
+    )
 
     # Then the user is back on free, and the downgrade is recorded
     assert result["outcome"] == "canceled"
@@ -100,12 +104,16 @@ def test_a_deletion_arriving_first_makes_the_older_creation_stale(events, db):
 def test_ending_an_old_subscription_leaves_the_new_one_alone(events, db):
     # Given the user moved from sub_old to a premium sub_new through a new checkout
     events.deliver(events.subscription(CREATED, tier="basic", subscription="sub_old", created=T0))
-    events.deliver(events.checkout_completed("user-1", "premium", subscription="sub_new",
-                                             created=T0 + timedelta(minutes=1)))
+    events.deliver(
+        events.checkout_completed("user-1", "premium", subscription="sub_new", created=T0 + timedelta(minutes=1))
+    )
 
     # When sub_old is deleted
-    result = events.deliver(events.subscription(DELETED, tier="basic", subscription="sub_old", status="canceled",
-                                                created=T0 + timedelta(minutes=2)))
+    result = events.deliver(
+        events.subscription(
+            DELETED, tier="basic", subscription="sub_old", status="canceled", created=T0 + timedelta(minutes=2)
+        )
+    )
 
     # Then the premium subscription stands
     assert result["outcome"] == "other_subscription"
@@ -117,8 +125,11 @@ def test_an_event_without_our_metadata_finds_the_user_by_the_stored_subscription
     events.deliver(events.checkout_completed("user-1", "basic", subscription="sub_1", created=T0))
 
     # When an update arrives without metadata (e.g. made in the Stripe dashboard)
-    result = events.deliver(events.subscription(UPDATED, tier="premium", user_id=None, subscription="sub_1",
-                                                created=T0 + timedelta(minutes=1)))
+    result = events.deliver(
+        events.subscription(
+            UPDATED, tier="premium", user_id=None, subscription="sub_1", created=T0 + timedelta(minutes=1)
+        )
+    )
 
     # Then it applies to user-1
     assert result["outcome"] == "updated"
@@ -126,8 +137,9 @@ def test_an_event_without_our_metadata_finds_the_user_by_the_stored_subscription
 
 
 def test_an_event_nobody_can_be_found_for_is_unmatched(events, db):
-    result = events.deliver(events.subscription(UPDATED, user_id=None, subscription="sub_unknown",
-                                                customer="cus_unknown"))
+    result = events.deliver(
+        events.subscription(UPDATED, user_id=None, subscription="sub_unknown", customer="cus_unknown")
+    )
 
     assert result["outcome"] == "unmatched"
     assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
@@ -141,8 +153,13 @@ def test_a_price_we_do_not_sell_changes_nothing(events, db):
 
 
 def test_statuses_map_to_active_past_due_and_canceled(events, db):
-    steps = [("trialing", "active"), ("past_due", "past_due"), ("unpaid", "past_due"), ("active", "active"),
-             ("incomplete_expired", "canceled")]
+    steps = [
+        ("trialing", "active"),
+        ("past_due", "past_due"),
+        ("unpaid", "past_due"),
+        ("active", "active"),
+        ("incomplete_expired", "canceled"),
+    ]
     for minute, (stripe_status, ours) in enumerate(steps):
         events.deliver(events.subscription(UPDATED, status=stripe_status, created=T0 + timedelta(minutes=minute)))
         assert _row(db).status == ours, stripe_status

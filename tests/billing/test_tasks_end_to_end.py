@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from sqlalchemy import text
 
 from workers.app import app
-from workers.quotas.subscriptions import standing
 from workers.ops.webhook_server import create_app
+from workers.quotas.subscriptions import standing
 
 from .conftest import running_receiver, sign
 
@@ -39,7 +39,8 @@ def test_a_checkout_task_retried_after_stripe_failed_creates_one_session(worker,
 
     # When the task runs, fails, and is retried by Celery
     answer = _send("litink.create_checkout_session", user_id="user-1", tier="basic", **URLS).get(
-        timeout=RESULT_TIMEOUT_S)
+        timeout=RESULT_TIMEOUT_S
+    )
 
     # Then both attempts carried the same idempotency key, and one session exists
     first, retry = fake_stripe.requests
@@ -77,21 +78,23 @@ def test_a_webhook_posted_to_the_receiver_is_applied_by_the_worker(worker, event
         body = events.checkout_completed("user-5", "premium")
 
         # When Stripe posts a completed checkout
-        answer = requests.post(f"{receiver.url}/stripe/webhook", data=body,
-                               headers={"Stripe-Signature": sign(body)}, timeout=10)
+        answer = requests.post(
+            f"{receiver.url}/stripe/webhook", data=body, headers={"Stripe-Signature": sign(body)}, timeout=10
+        )
 
     # Then it is accepted at once, and the worker provisions the tier
     assert answer.status_code == 202
     outcome = app.AsyncResult(answer.json()["task_id"]).get(timeout=RESULT_TIMEOUT_S)
     assert outcome["outcome"] == "provisioned"
-    assert standing(db, "user-5", datetime.now(timezone.utc)).tier.name == "premium"
+    assert standing(db, "user-5", datetime.now(UTC)).tier.name == "premium"
 
 
 def test_a_forged_webhook_reaches_the_worker_and_changes_nothing(worker, events, db):
     body = events.checkout_completed("user-6", "enterprise")
 
     outcome = _send("litink.handle_stripe_event", payload=body, signature=sign(body, secret="whsec_nope")).get(
-        timeout=RESULT_TIMEOUT_S)
+        timeout=RESULT_TIMEOUT_S
+    )
 
     assert outcome["event_id"] is None and outcome["outcome"].startswith("invalid_signature: ")
     assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0

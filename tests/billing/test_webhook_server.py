@@ -36,8 +36,12 @@ def test_a_signed_webhook_is_queued_on_intake_and_answered_with_202(receiver, ev
     signature = sign(body)
 
     # When Stripe posts it
-    answer = requests.post(f"{receiver.url}/stripe/webhook", data=body.encode(),
-                           headers={"Stripe-Signature": signature, "Content-Type": "application/json"}, timeout=10)
+    answer = requests.post(
+        f"{receiver.url}/stripe/webhook",
+        data=body.encode(),
+        headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
+        timeout=10,
+    )
 
     # Then it is accepted for processing, as one message for the event task on queue intake
     assert answer.status_code == 202
@@ -62,8 +66,9 @@ def test_a_webhook_without_a_signature_header_is_refused_with_400(receiver, even
 def test_a_declared_oversize_body_is_refused_with_413(receiver):
     body = b"x" * (LIMIT + 1)
 
-    answer = requests.post(f"{receiver.url}/stripe/webhook", data=body, headers={"Stripe-Signature": "t=1,v1=00"},
-                           timeout=10)
+    answer = requests.post(
+        f"{receiver.url}/stripe/webhook", data=body, headers={"Stripe-Signature": "t=1,v1=00"}, timeout=10
+    )
 
     assert answer.status_code == 413
     assert _intake_messages() == []
@@ -75,16 +80,18 @@ def test_an_oversize_body_without_a_length_is_cut_off_with_413(receiver):
         for _ in range(4):
             yield b"y" * (LIMIT // 2)
 
-    answer = requests.post(f"{receiver.url}/stripe/webhook", data=chunks(), headers={"Stripe-Signature": "t=1,v1=00"},
-                           timeout=10)
+    answer = requests.post(
+        f"{receiver.url}/stripe/webhook", data=chunks(), headers={"Stripe-Signature": "t=1,v1=00"}, timeout=10
+    )
 
     assert answer.status_code == 413
     assert _intake_messages() == []
 
 
 def test_a_body_that_is_not_utf8_is_refused_with_400(receiver):
-    answer = requests.post(f"{receiver.url}/stripe/webhook", data=b"\xff\xfe\x00", headers={"Stripe-Signature": "t=1"},
-                           timeout=10)
+    answer = requests.post(
+        f"{receiver.url}/stripe/webhook", data=b"\xff\xfe\x00", headers={"Stripe-Signature": "t=1"}, timeout=10
+    )
 
     assert answer.status_code == 400
 
@@ -104,8 +111,9 @@ def test_without_a_broker_a_webhook_gets_503_so_stripe_retries_it(events):
         body = events.checkout_completed("user-1", "premium")
 
         # When Stripe posts, and an operator checks health
-        answer = requests.post(f"{down.url}/stripe/webhook", data=body, headers={"Stripe-Signature": sign(body)},
-                               timeout=30)
+        answer = requests.post(
+            f"{down.url}/stripe/webhook", data=body, headers={"Stripe-Signature": sign(body)}, timeout=30
+        )
         health = requests.get(f"{down.url}/health", timeout=30)
 
     # Then Stripe is told to come back, and health says why

@@ -30,15 +30,32 @@ def signed(event: dict, secret: str = SECRET) -> tuple[str, str]:
 
 
 def event(event_id: str, type_: str, obj: dict) -> dict:
-    return {"id": event_id, "object": "event", "type": type_, "created": int(time.time()),
-            "api_version": "2025-03-31.basil", "data": {"object": obj}}
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "created": int(time.time()),
+        "api_version": "2025-03-31.basil",
+        "data": {"object": obj},
+    }
 
 
 def test_checkout_then_cancel_moves_the_user_up_and_back_down(stripe_settings, litink):
-    completed = event("evt_cli_1", "checkout.session.completed", {
-        "id": "cs_cli_1", "object": "checkout.session", "mode": "subscription", "payment_status": "paid",
-        "status": "complete", "client_reference_id": "buyer", "customer": "cus_cli", "subscription": "sub_cli",
-        "metadata": {"user_id": "buyer", "tier": "premium"}})
+    completed = event(
+        "evt_cli_1",
+        "checkout.session.completed",
+        {
+            "id": "cs_cli_1",
+            "object": "checkout.session",
+            "mode": "subscription",
+            "payment_status": "paid",
+            "status": "complete",
+            "client_reference_id": "buyer",
+            "customer": "cus_cli",
+            "subscription": "sub_cli",
+            "metadata": {"user_id": "buyer", "tier": "premium"},
+        },
+    )
     # A forged signature changes nothing
     body, _ = signed(completed)
     forged = handle_event(body, signed(completed, "whsec_wrong")[1]).as_dict()
@@ -51,9 +68,17 @@ def test_checkout_then_cancel_moves_the_user_up_and_back_down(stripe_settings, l
     assert handle_event(*signed(completed)).as_dict()["outcome"] == "duplicate"
     # A later customer.subscription.deleted brings the user back to free
     time.sleep(1.1)  # Stripe's `created` has one-second resolution; the deletion is newer
-    deleted = event("evt_cli_2", "customer.subscription.deleted", {
-        "id": "sub_cli", "object": "subscription", "status": "canceled", "customer": "cus_cli",
-        "metadata": {"user_id": "buyer"},
-        "items": {"data": [{"price": {"id": "price_premium_cli"}}]}})
+    deleted = event(
+        "evt_cli_2",
+        "customer.subscription.deleted",
+        {
+            "id": "sub_cli",
+            "object": "subscription",
+            "status": "canceled",
+            "customer": "cus_cli",
+            "metadata": {"user_id": "buyer"},
+            "items": {"data": [{"price": {"id": "price_premium_cli"}}]},
+        },
+    )
     assert handle_event(*signed(deleted)).as_dict()["outcome"] == "canceled"
     assert litink("usage", "buyer", "--json")["tier"] == "free"

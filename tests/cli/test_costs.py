@@ -3,7 +3,9 @@
 from decimal import Decimal
 
 
-def test_costs_reports_cost_by_tier_and_model_revenue_and_margin_after_real_jobs(worker, client, faults, subscribe, litink, tmp_path):
+def test_costs_reports_cost_by_tier_and_model_revenue_and_margin_after_real_jobs(
+    worker, client, faults, subscribe, litink, tmp_path
+):
     # Given jobs on two tiers and a paying subscriber
     subscribe("payer", "premium")
     for user in ("payer", "freeloader"):

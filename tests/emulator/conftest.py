@@ -53,8 +53,9 @@ class RawHttp:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
 
-    def request(self, method: str, path: str, body: Any = None, key: str | None = "test",
-                headers: dict[str, str] | None = None) -> RawResponse:
+    def request(
+        self, method: str, path: str, body: Any = None, key: str | None = "test", headers: dict[str, str] | None = None
+    ) -> RawResponse:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         if data is not None:
@@ -69,8 +70,9 @@ class RawHttp:
         except urllib.error.HTTPError as exc:
             return RawResponse(exc.code, dict(exc.headers), exc.read().decode())
 
-    def chat(self, model: str = "openai/gpt-4o-mini", content: str = "Tell the story of a red kite",
-             **extra: Any) -> RawResponse:
+    def chat(
+        self, model: str = "openai/gpt-4o-mini", content: str = "Tell the story of a red kite", **extra: Any
+    ) -> RawResponse:
         key = extra.pop("key", "test")
         headers = extra.pop("headers", None)
         body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}

@@ -10,9 +10,19 @@ from emulator.calllog import CallLog, CallRecord
 
 def _record(index: int, cost: str) -> CallRecord:
     return CallRecord(
-        id=f"gen-{index}", model="openai/gpt-4o", requested_model="openai/gpt-4o", status=200, fault=None,
-        prompt_tokens=3, completion_tokens=5, cost=Decimal(cost), stream=False, at=time.time(),
-        latency_ms=0, finish_reason="stop", provider="OpenAI",
+        id=f"gen-{index}",
+        model="openai/gpt-4o",
+        requested_model="openai/gpt-4o",
+        status=200,
+        fault=None,
+        prompt_tokens=3,
+        completion_tokens=5,
+        cost=Decimal(cost),
+        stream=False,
+        at=time.time(),
+        latency_ms=0,
+        finish_reason="stop",
+        provider="OpenAI",
     )
 
 

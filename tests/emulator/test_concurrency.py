@@ -14,11 +14,13 @@ LATENCY_MS = 200
 async def _send_all(base_url: str) -> list[int]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def one(index: int) -> int:
             messages = [{"role": "user", "content": f"scene {index}"}]
             body = {"model": "openai/gpt-4o-mini", "messages": messages}
-            async with session.post(f"{base_url}/chat/completions", json=body,
-                                    headers={"Authorization": "Bearer test"}) as response:
+            async with session.post(
+                f"{base_url}/chat/completions", json=body, headers={"Authorization": "Bearer test"}
+            ) as response:
                 payload = await response.json()
                 return response.status if payload["choices"][0]["message"]["content"] else -1
 

@@ -34,8 +34,10 @@ def test_cost_is_written_as_a_plain_number_without_exponent(raw):
     assert match is not None
     assert re.fullmatch(r"0\.\d+", match.group(1))
     usage = answer.json(parse_float=Decimal)["usage"]
-    assert Decimal(match.group(1)) == Decimal("0.0000000375") * usage["prompt_tokens"] + Decimal(
-        "0.00000015") * usage["completion_tokens"]
+    assert (
+        Decimal(match.group(1))
+        == Decimal("0.0000000375") * usage["prompt_tokens"] + Decimal("0.00000015") * usage["completion_tokens"]
+    )
 
 
 def test_running_totals_equal_the_sum_of_reported_costs(emu, raw):

@@ -108,9 +108,7 @@ def test_the_openai_sdk_sees_a_rate_limit_with_its_header(emu, client):
     emu.control.inject("openai/gpt-4o-mini", "rate_limit", retry_after=3)
     # When the SDK calls (its retries off)
     with pytest.raises(openai.RateLimitError) as caught:
-        client.chat.completions.create(
-            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
-        )
+        client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     # Then the error carries the status, the body and the Retry-After header
     assert caught.value.status_code == 429
     assert caught.value.response.headers["retry-after"] == "3"

@@ -24,14 +24,14 @@ def test_a_stream_starts_with_processing_comments_and_ends_with_usage_and_done(r
     assert events[0] == ": OPENROUTER PROCESSING"
     # And it ends with [DONE], just after a chunk carrying finish_reason and usage
     assert events[-1] == "data: [DONE]"
-    final = json.loads(events[-2][len("data: "):], parse_float=Decimal)
+    final = json.loads(events[-2][len("data: ") :], parse_float=Decimal)
     assert final["choices"][0]["finish_reason"] == "stop"
     usage = final["usage"]
     model = CATALOG["openai/gpt-4o"]
     expected = usage["prompt_tokens"] * model.prompt_price + usage["completion_tokens"] * model.completion_price
     assert usage["cost"] == expected
     # And every data event in between is a chunk with a content delta
-    chunks = [json.loads(e[len("data: "):]) for e in events if e.startswith("data: {")]
+    chunks = [json.loads(e[len("data: ") :]) for e in events if e.startswith("data: {")]
     assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
     assert len({chunk["id"] for chunk in chunks}) == 1
 
@@ -73,7 +73,7 @@ def test_an_error_fault_on_a_stream_is_an_http_error_before_any_event(emu, raw):
 def test_finish_error_on_a_stream_ends_with_an_error_choice(emu, raw):
     emu.control.inject("openai/gpt-4o-mini", "finish_error")
     events = _events(raw.chat(stream=True).text)
-    final = json.loads(events[-2][len("data: "):])
+    final = json.loads(events[-2][len("data: ") :])
     assert final["choices"][0]["finish_reason"] == "error"
     assert final["choices"][0]["error"]["message"]
     assert "usage" in final

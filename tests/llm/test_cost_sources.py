@@ -5,8 +5,8 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from config import get_catalog
-from workers.llm.costs import catalog_prices, price
 from workers.errors import CallUsage
+from workers.llm.costs import catalog_prices, price
 
 
 def test_the_cost_source_falls_back_from_provider_to_catalog_to_config(db):
@@ -16,8 +16,12 @@ def test_the_cost_source_falls_back_from_provider_to_catalog_to_config(db):
     # No provider cost and no catalog price: the tier's configured price
     assert price(db, usage, "m/listed", tier) == (1000 * tier.price.prompt + 500 * tier.price.completion, "config")
     # With the model in model_prices: the catalog price, exactly
-    db.execute(text("INSERT INTO model_prices (model, prompt_price, completion_price, listed, synced_at)"
-                    " VALUES ('m/listed', 0.000000123, 0.000000456, true, now())"))
+    db.execute(
+        text(
+            "INSERT INTO model_prices (model, prompt_price, completion_price, listed, synced_at)"
+            " VALUES ('m/listed', 0.000000123, 0.000000456, true, now())"
+        )
+    )
     catalog_prices.invalidate()
     assert price(db, usage, "m/listed", tier) == (Decimal("0.000351"), "catalog")
     # The provider's own figure always wins, to the digit

@@ -3,8 +3,14 @@
 import pytest
 
 from config.tiers import RetryPolicy
-from workers.errors import (CallUsage, DeferredRetry, FallbackError, InsufficientCredits, ProviderAuthError,
-                            RetryableError)
+from workers.errors import (
+    CallUsage,
+    DeferredRetry,
+    FallbackError,
+    InsufficientCredits,
+    ProviderAuthError,
+    RetryableError,
+)
 from workers.llm.model_chain import BACKOFF_MAX, run_chain
 from workers.llm.openrouter import Completion
 
@@ -29,8 +35,14 @@ def scripted(answers):
 def chain(answers, cap=10.0):
     call, calls = scripted(answers)
     slept, attempts = [], []
-    served = run_chain(("a", "b"), call, policy=POLICY, in_process_cap=cap, sleep=slept.append,
-                       on_attempt=lambda m, e, c: attempts.append((m, type(e).__name__ if e else "ok")))
+    served = run_chain(
+        ("a", "b"),
+        call,
+        policy=POLICY,
+        in_process_cap=cap,
+        sleep=slept.append,
+        on_attempt=lambda m, e, c: attempts.append((m, type(e).__name__ if e else "ok")),
+    )
     return served, calls, slept, attempts
 
 

@@ -29,8 +29,12 @@ def test_no_more_than_the_configured_calls_per_model_are_in_flight():
 
 def test_over_the_request_budget_a_call_waits_instead_of_failing():
     waited = []
-    budget = ProviderBudget(get_settings().redis_url, requests_per_minute=3, concurrency_per_model=0,
-                            sleep=lambda s: (waited.append(s), (_ for _ in ()).throw(TimeoutError)))
+    budget = ProviderBudget(
+        get_settings().redis_url,
+        requests_per_minute=3,
+        concurrency_per_model=0,
+        sleep=lambda s: (waited.append(s), (_ for _ in ()).throw(TimeoutError)),
+    )
     for _ in range(3):
         with budget.slot("m"):
             pass

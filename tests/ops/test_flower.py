@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from config import Settings
-from workers.ops import flower
 from devtools.embedded import free_port
+from workers.ops import flower
 
 ROOT = Path(__file__).resolve().parents[2]
 CREDENTIALS = "operator:s3cret-pass"
@@ -45,7 +45,10 @@ def running_flower(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "workers.ops.flower", "--port", str(port), "--data-dir", str(data_dir)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -97,8 +100,17 @@ def test_the_command_line_never_holds_the_password():
     # Then the password travels only in Flower's environment
     assert "s3cret-pass" not in " ".join(argv)
     assert flower.flower_env(settings) == {"FLOWER_BASIC_AUTH": CREDENTIALS}
-    assert argv[1:] == ["-m", "celery", "-A", "workers.app", "flower", "--port=5999", "--persistent=True",
-                        "--db=/data/flower.db", f"--state_save_interval={flower.STATE_SAVE_INTERVAL_MS}"]
+    assert argv[1:] == [
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
+        "--port=5999",
+        "--persistent=True",
+        "--db=/data/flower.db",
+        f"--state_save_interval={flower.STATE_SAVE_INTERVAL_MS}",
+    ]
     # And --insecure-local binds the loopback interface only
     insecure = flower.flower_argv(Settings(flower_basic_auth=None), insecure_local=True)
     assert "--address=127.0.0.1" in insecure and flower.flower_env(Settings(flower_basic_auth=None)) == {}

@@ -13,7 +13,9 @@ def test_secrets_shaped_like_keys_are_masked():
 
 
 def test_a_log_line_is_json_with_job_tier_and_model():
-    record = logging.LogRecord("workers.pipeline.runner", logging.WARNING, __file__, 1, "provider call failed", None, None)
+    record = logging.LogRecord(
+        "workers.pipeline.runner", logging.WARNING, __file__, 1, "provider call failed", None, None
+    )
     record.job_id, record.tier, record.model = "j-1", "free", "m"
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "provider call failed"

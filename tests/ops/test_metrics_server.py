@@ -14,9 +14,8 @@ from celery import Celery, signals
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from workers.ops import metrics
-from workers.ops import metrics_server
 from devtools.embedded import free_port
+from workers.ops import metrics, metrics_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,8 +137,9 @@ def test_in_multiprocess_mode_the_endpoint_sums_every_process(tmp_path):
     mp_dir.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mp_dir), "PYTHONPATH": str(ROOT)}
     # When two forked children and the parent each count one call
-    out = subprocess.run([sys.executable, str(script), str(free_port())], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(script), str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     # Then the parent's endpoint reports all three
     samples = {

@@ -9,7 +9,9 @@ def test_a_repeated_idempotency_key_returns_the_first_job_without_calling_the_mo
     first = client.result(first_id, timeout=30)
     calls = len(faults.calls())
     # When the producer submits again with the same key
-    second = client.result(client.submit_script("reader-1", "A fox learns to count.", idempotency_key="order-77"), timeout=30)
+    second = client.result(
+        client.submit_script("reader-1", "A fox learns to count.", idempotency_key="order-77"), timeout=30
+    )
     # Then it gets the first job's result, and the provider saw no new call
     assert second == first
     assert len(faults.calls()) == calls

@@ -10,7 +10,9 @@ def test_the_final_job_result_is_sent_to_the_notify_task_on_its_queue(worker, cl
     # Given a producer listening on its own queue
     r = redis.Redis.from_url(client.app.conf.broker_url)
     # When it submits with notify
-    job_id = client.submit_script("notified", "A letter.", notify={"task": "producer.job_done", "queue": "producer-events"})
+    job_id = client.submit_script(
+        "notified", "A letter.", notify={"task": "producer.job_done", "queue": "producer-events"}
+    )
     result = client.result(job_id, timeout=30)
     # Then a message for producer.job_done with the JobResult waits on producer-events
     deadline = time.monotonic() + 10
@@ -19,5 +21,5 @@ def test_the_final_job_result_is_sent_to_the_notify_task_on_its_queue(worker, cl
         time.sleep(0.05)
     message = json.loads(raw)
     assert message["headers"]["task"] == "producer.job_done"
-    args, kwargs, _ = json.loads(__import__("base64").b64decode(message["body"]))
+    args, _kwargs, _ = json.loads(__import__("base64").b64decode(message["body"]))
     assert args == [result]

@@ -7,7 +7,9 @@ from sqlalchemy import text
 WORKER_CONCURRENCY = 1  # one slot consuming every queue
 
 
-def test_a_professional_job_queued_after_a_free_backlog_starts_before_the_backlog_drains(worker, client, faults, db, subscribe):
+def test_a_professional_job_queued_after_a_free_backlog_starts_before_the_backlog_drains(
+    worker, client, faults, db, subscribe
+):
     # Given a single worker slot busy with a backlog of 20 free jobs of 100 ms each
     faults.set_latency(100)
     subscribe("pro-user", "professional")
@@ -22,7 +24,8 @@ def test_a_professional_job_queued_after_a_free_backlog_starts_before_the_backlo
     for job_id in free_ids:
         assert client.result(job_id, timeout=60)["status"] == "succeeded"
     # Then it started while most of the free backlog was still waiting
-    overtaken = db.execute(text(
-        "SELECT count(*) FROM jobs f, jobs p WHERE f.tier = 'free' AND p.id = :p AND f.started_at > p.started_at"
-    ), {"p": pro_id}).scalar()
+    overtaken = db.execute(
+        text("SELECT count(*) FROM jobs f, jobs p WHERE f.tier = 'free' AND p.id = :p AND f.started_at > p.started_at"),
+        {"p": pro_id},
+    ).scalar()
     assert overtaken >= 15, f"only {overtaken} free jobs started after the professional one"

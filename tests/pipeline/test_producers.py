@@ -23,7 +23,11 @@ BLOCK_HEAVY_IMPORTS = textwrap.dedent(
 def run_producer(code: str, redis_url: str) -> str:
     out = subprocess.run(
         [sys.executable, "-c", BLOCK_HEAVY_IMPORTS + textwrap.dedent(code)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "REDIS": redis_url},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "REDIS": redis_url},
     )
     assert out.returncode == 0, out.stderr
     return out.stdout

@@ -11,8 +11,11 @@ FREE_FALLBACK = "google/gemini-flash-1.5-8b"
 
 def calls_of(db, job_id):
     return db.execute(
-        text("SELECT attempt, model, status, error_class, http_status, cost_usd, cost_source FROM llm_calls"
-             " WHERE job_id = :j ORDER BY attempt"), {"j": job_id}
+        text(
+            "SELECT attempt, model, status, error_class, http_status, cost_usd, cost_source FROM llm_calls"
+            " WHERE job_id = :j ORDER BY attempt"
+        ),
+        {"j": job_id},
     ).all()
 
 
@@ -26,7 +29,9 @@ def test_a_503_on_the_primary_falls_back_and_says_so(worker, client, faults, db)
     assert result["used_fallback"] is True and result["model_used"] == FREE_FALLBACK
     rows = calls_of(db, result["job_id"])
     assert [(r.model, r.status, r.http_status) for r in rows] == [
-        (FREE_PRIMARY, "retry", 503), (FREE_PRIMARY, "retry", 503), (FREE_PRIMARY, "retry", 503),
+        (FREE_PRIMARY, "retry", 503),
+        (FREE_PRIMARY, "retry", 503),
+        (FREE_PRIMARY, "retry", 503),
         (FREE_FALLBACK, "ok", None),
     ]
 
@@ -35,7 +40,10 @@ def test_a_429_with_retry_after_is_retried_on_the_same_model(worker, client, fau
     faults.inject(FREE_PRIMARY, "rate_limit", times=1, retry_after=1)
     result = client.result(client.submit_script("reader-1", "A bridge of paper."), timeout=60)
     assert result["status"] == "succeeded" and result["used_fallback"] is False
-    assert [(r.model, r.status) for r in calls_of(db, result["job_id"])] == [(FREE_PRIMARY, "retry"), (FREE_PRIMARY, "ok")]
+    assert [(r.model, r.status) for r in calls_of(db, result["job_id"])] == [
+        (FREE_PRIMARY, "retry"),
+        (FREE_PRIMARY, "ok"),
+    ]
 
 
 def test_a_retry_after_longer_than_the_in_process_cap_gives_the_slot_back_and_retries_later(worker, client, faults, db):
@@ -79,7 +87,10 @@ def test_a_hang_past_the_read_timeout_is_retried(worker, client, faults, db):
     faults.inject(FREE_PRIMARY, "hang", times=1, delay_s=7)
     result = client.result(client.submit_script("reader-1", "Slow river."), timeout=60)
     assert result["status"] == "succeeded" and result["used_fallback"] is False
-    assert [(r.status, r.error_class) for r in calls_of(db, result["job_id"])] == [("retry", "ProviderTimeout"), ("ok", None)]
+    assert [(r.status, r.error_class) for r in calls_of(db, result["job_id"])] == [
+        ("retry", "ProviderTimeout"),
+        ("ok", None),
+    ]
     # The hung call still completes on the provider's side later; let it land before the next test
     deadline = time.monotonic() + 15
     while len(faults.calls()) < 2:
@@ -107,4 +118,7 @@ def test_recorded_cost_equals_what_the_provider_reported_to_the_last_digit(worke
     recorded = db.execute(text("SELECT sum(cost_usd) FROM llm_calls")).scalar()
     assert recorded == reported
     assert db.execute(text("SELECT sum(cost_usd) FROM jobs")).scalar() == reported
-    assert db.execute(text("SELECT count(*) FROM llm_calls WHERE cost_source <> 'provider' AND cost_usd > 0")).scalar() == 0
+    assert (
+        db.execute(text("SELECT count(*) FROM llm_calls WHERE cost_source <> 'provider' AND cost_usd > 0")).scalar()
+        == 0
+    )

@@ -24,11 +24,14 @@ def finished_runs():
     def wait(task_id, count, timeout=30):
         with cond:
             assert cond.wait_for(lambda: runs.get(task_id, 0) >= count, timeout), runs
+
     yield wait
     task_postrun.disconnect(record)
 
 
-def test_a_redelivered_tier_message_for_a_finished_job_returns_the_stored_result(worker, client, faults, db, finished_runs):
+def test_a_redelivered_tier_message_for_a_finished_job_returns_the_stored_result(
+    worker, client, faults, db, finished_runs
+):
     # Given a job that finished
     job_id = client.submit_script("reader-1", "The clock that ran backwards.")
     first = client.result(job_id, timeout=30)
@@ -36,9 +39,19 @@ def test_a_redelivered_tier_message_for_a_finished_job_returns_the_stored_result
     calls = len(faults.calls())
     # When the very same tier-task message is delivered again
     free = get_catalog().tier("free")
-    kwargs = {"job_id": job_id, "user_id": "reader-1", "kind": "script", "type": "cinematic", "tier": "free",
-              "content": "The clock that ran backwards.", "notify": None, "queued_at": None}
-    again = client.app.send_task("litink.run_job", kwargs=kwargs, task_id=job_id, queue=free.queue, priority=free.priority)
+    kwargs = {
+        "job_id": job_id,
+        "user_id": "reader-1",
+        "kind": "script",
+        "type": "cinematic",
+        "tier": "free",
+        "content": "The clock that ran backwards.",
+        "notify": None,
+        "queued_at": None,
+    }
+    again = client.app.send_task(
+        "litink.run_job", kwargs=kwargs, task_id=job_id, queue=free.queue, priority=free.priority
+    )
     finished_runs(job_id, 3)
     # Then it answered the stored JobResult, made no call and wrote no row
     assert again.get(timeout=10) == first

@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 
 def test_a_job_whose_worker_was_killed_finishes_on_another_worker_after_the_visibility_timeout(
-        spawn_worker, client, faults, db):
+    spawn_worker, client, faults, db
+):
     # Given a worker whose messages come back 3 s after fetch, and a slow provider
     env = {"VISIBILITY_TIMEOUT": "3"}
     faults.set_latency(2000)

@@ -1,14 +1,14 @@
 """Quota periods are real calendar months in UTC: 28, 29, 30 or 31 days."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import text
 
 from workers.pipeline.admission import admit
-from workers.quotas.periods import calendar_month, utcnow
 from workers.pipeline.validation import JobRequest
+from workers.quotas.periods import calendar_month, utcnow
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ from workers.pipeline.validation import JobRequest
     ],
 )
 def test_the_calendar_month_has_its_real_length(instant, start, end):
-    assert calendar_month(datetime.fromisoformat(instant).replace(tzinfo=timezone.utc)) == (start, end)
+    assert calendar_month(datetime.fromisoformat(instant).replace(tzinfo=UTC)) == (start, end)
 
 
 def test_a_time_in_another_zone_counts_in_its_utc_month():
@@ -51,4 +51,7 @@ def test_the_allowance_renews_at_midnight_utc_on_the_first_of_a_leap_march(db):
         # Then a fresh allowance is there, with no reset having run
         assert submit("leap") == ["accepted"]
     periods = db.execute(text("SELECT period_start, period_end, scripts_used FROM quota_usage ORDER BY 1")).all()
-    assert [tuple(p) for p in periods] == [(date(2028, 2, 1), date(2028, 3, 1), 2), (date(2028, 3, 1), date(2028, 4, 1), 1)]
+    assert [tuple(p) for p in periods] == [
+        (date(2028, 2, 1), date(2028, 3, 1), 2),
+        (date(2028, 3, 1), date(2028, 4, 1), 1),
+    ]

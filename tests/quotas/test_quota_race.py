@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import text
 
 from workers.pipeline.admission import admit
-from workers.quotas.periods import calendar_month, utcnow
 from workers.pipeline.validation import JobRequest
+from workers.quotas.periods import calendar_month, utcnow
 
 USER = "racer-1"
 
@@ -17,8 +17,10 @@ def given_ten_units_left(db, subscribe):
     # A professional user (500 scripts, 300 requests a minute) who has used 490 this month
     subscribe(USER, "professional")
     start, end = calendar_month(utcnow())
-    db.execute(text("INSERT INTO quota_usage (user_id, period_start, period_end, scripts_used) VALUES (:u, :s, :e, 490)"),
-               {"u": USER, "s": start, "e": end})
+    db.execute(
+        text("INSERT INTO quota_usage (user_id, period_start, period_end, scripts_used) VALUES (:u, :s, :e, 490)"),
+        {"u": USER, "s": start, "e": end},
+    )
 
 
 def submit_one(_=None) -> str | None:

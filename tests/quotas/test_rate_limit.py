@@ -2,10 +2,9 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+from config import get_settings
 from devtools.embedded import free_port
 from workers.quotas.rate_limit import UserRateLimiter
-
-from config import get_settings
 
 
 def results_of(client, ids):

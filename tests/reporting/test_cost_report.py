@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
 from itertools import count
@@ -17,7 +17,7 @@ _ids = count(1)
 
 
 def at(day: str, hour: int = 12) -> datetime:
-    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=timezone.utc)
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
 
 
 def add_job(db, tier: str, status: str, *, when: str = "2025-03-10", fallback: bool = False) -> str:
@@ -32,15 +32,33 @@ def add_job(db, tier: str, status: str, *, when: str = "2025-03-10", fallback: b
     return job_id
 
 
-def add_call(db, job_id: str, attempt: int, tier: str, model: str, cost: str, status: str = "ok", *,
-             latency: int = 100, when: str = "2025-03-10") -> None:
+def add_call(
+    db,
+    job_id: str,
+    attempt: int,
+    tier: str,
+    model: str,
+    cost: str,
+    status: str = "ok",
+    *,
+    latency: int = 100,
+    when: str = "2025-03-10",
+) -> None:
     db.execute(
         text(
             "INSERT INTO llm_calls (job_id, attempt, tier, model, cost_usd, cost_source, status, latency_ms, created_at)"
             " VALUES (:j, :a, :tier, :model, :cost, 'provider', :status, :lat, :at)"
         ),
-        {"j": job_id, "a": attempt, "tier": tier, "model": model, "cost": Decimal(cost), "status": status,
-         "lat": latency, "at": at(when)},
+        {
+            "j": job_id,
+            "a": attempt,
+            "tier": tier,
+            "model": model,
+            "cost": Decimal(cost),
+            "status": status,
+            "lat": latency,
+            "at": at(when),
+        },
     )
 
 
@@ -78,8 +96,13 @@ def march(db):
     add_call(db, j6, 1, "free", "meta-llama/llama-3.2-3b-instruct", "0.0000001", latency=80)
     late = add_job(db, "basic", "succeeded", when="2025-04-02")
     add_call(db, late, 1, "basic", "deepseek/deepseek-chat", "1.00", when="2025-04-02")
-    for user, tier, status in [("a", "basic", "active"), ("b", "basic", "active"), ("c", "premium", "active"),
-                               ("d", "enterprise", "active"), ("e", "standard", "canceled")]:
+    for user, tier, status in [
+        ("a", "basic", "active"),
+        ("b", "basic", "active"),
+        ("c", "premium", "active"),
+        ("d", "enterprise", "active"),
+        ("e", "standard", "canceled"),
+    ]:
         add_subscription(db, user, tier, status)
     add_change(db, "free", "basic", "upgrade")
     add_change(db, "free", "basic", "upgrade")
@@ -94,8 +117,9 @@ def test_the_report_adds_every_call_cost_in_the_window_exactly(march):
     report = build_report(march, date(2025, 3, 1), date(2025, 3, 31))
     # Then the totals are exact decimal strings, April's call excluded
     assert report["total_cost"] == "0.0005531"
-    assert Decimal(report["total_cost"]) == Decimal("0.000123") + Decimal("0.000010") + Decimal("0.000020") \
-        + Decimal("0.0004") + Decimal("0.0000001")
+    assert Decimal(report["total_cost"]) == Decimal("0.000123") + Decimal("0.000010") + Decimal("0.000020") + Decimal(
+        "0.0004"
+    ) + Decimal("0.0000001")
     assert report["cost_by_tier"]["basic"] == "0.000153"
     assert report["cost_by_tier"]["premium"] == "0.0004"
     assert report["cost_by_tier"]["free"] == "0.0000001"  # never "1E-7"
@@ -113,9 +137,21 @@ def test_the_report_is_plain_json_with_every_section(march):
     # Then nothing was lost and every section is there
     assert decoded == report
     assert set(report) >= {
-        "period", "total_cost", "total_revenue", "profit_margin", "cost_by_tier", "cost_by_model", "cost_by_day",
-        "cost_per_job_by_tier", "jobs_by_tier", "fallback_rate", "models", "revenue_by_tier", "margin_by_tier",
-        "subscription_changes", "recommendations",
+        "period",
+        "total_cost",
+        "total_revenue",
+        "profit_margin",
+        "cost_by_tier",
+        "cost_by_model",
+        "cost_by_day",
+        "cost_per_job_by_tier",
+        "jobs_by_tier",
+        "fallback_rate",
+        "models",
+        "revenue_by_tier",
+        "margin_by_tier",
+        "subscription_changes",
+        "recommendations",
     }
 
 
@@ -134,13 +170,23 @@ def test_jobs_fallbacks_and_cost_per_job_count_the_jobs_of_the_window(march):
     report = build_report(march, date(2025, 3, 1), date(2025, 3, 31))
     # Then jobs are counted by tier and status
     assert report["jobs_by_tier"]["basic"] == {
-        "queued": 0, "running": 0, "succeeded": 2, "failed": 1, "rejected": 1, "total": 4}
+        "queued": 0,
+        "running": 0,
+        "succeeded": 2,
+        "failed": 1,
+        "rejected": 1,
+        "total": 4,
+    }
     # And the fallback rate is over finished jobs only (the rejected one is not finished)
     assert report["fallback_rate"]["by_tier"]["basic"] == {"finished_jobs": 3, "fallback_jobs": 1, "rate": "0.3333"}
     assert report["fallback_rate"]["overall"] == {"finished_jobs": 5, "fallback_jobs": 1, "rate": "0.2000"}
     assert report["fallback_rate"]["by_tier"]["enterprise"]["rate"] is None
     # And a succeeded job costs all its attempts, the failed one included
-    assert report["cost_per_job_by_tier"]["basic"] == {"succeeded_jobs": 2, "cost": "0.000153", "average": "0.0000765000"}
+    assert report["cost_per_job_by_tier"]["basic"] == {
+        "succeeded_jobs": 2,
+        "cost": "0.000153",
+        "average": "0.0000765000",
+    }
     assert report["cost_per_job_by_tier"]["standard"]["average"] is None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,10 +29,22 @@ TIER_MODELS = {
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -50,8 +62,13 @@ class Figures(HTMLParser):
         attrs = dict(attrs)
         entry = None
         if "data-path" in attrs:
-            entry = {"tag": tag, "path": json.loads(attrs["data-path"]), "metric": attrs["data-metric"],
-                     "value": attrs["data-value"], "text": ""}
+            entry = {
+                "tag": tag,
+                "path": json.loads(attrs["data-path"]),
+                "metric": attrs["data-metric"],
+                "value": attrs["data-value"],
+                "text": "",
+            }
             self.found.append(entry)
         self._open.append(entry)
 
@@ -79,7 +96,7 @@ def busy_month(db):
     for day in range(3, 10):
         for tier, model in TIER_MODELS.items():
             n += 1
-            when = datetime(2025, 3, day, 9, tzinfo=timezone.utc)
+            when = datetime(2025, 3, day, 9, tzinfo=UTC)
             status = "failed" if n % 7 == 0 else "succeeded"
             db.execute(
                 text(
@@ -94,16 +111,26 @@ def busy_month(db):
                     "INSERT INTO llm_calls (job_id, attempt, tier, model, cost_usd, cost_source, status, latency_ms,"
                     " created_at) VALUES (:j, 1, :tier, :model, :cost, 'provider', :status, :lat, :at)"
                 ),
-                {"j": f"job-{n}", "tier": tier, "model": model, "cost": Decimal(cost) * day,
-                 "status": "fatal" if status == "failed" else "ok", "lat": 200 + 37 * n, "at": when},
+                {
+                    "j": f"job-{n}",
+                    "tier": tier,
+                    "model": model,
+                    "cost": Decimal(cost) * day,
+                    "status": "fatal" if status == "failed" else "ok",
+                    "lat": 200 + 37 * n,
+                    "at": when,
+                },
             )
     for user, tier in [("a", "basic"), ("b", "basic"), ("c", "premium"), ("d", "professional"), ("e", "enterprise")]:
-        db.execute(text("INSERT INTO subscriptions (user_id, tier, status) VALUES (:u, :t, 'active')"),
-                   {"u": user, "t": tier})
+        db.execute(
+            text("INSERT INTO subscriptions (user_id, tier, status) VALUES (:u, :t, 'active')"), {"u": user, "t": tier}
+        )
     for f, t, d in [("free", "basic", "upgrade"), ("basic", "premium", "upgrade"), ("premium", "basic", "downgrade")]:
         db.execute(
-            text("INSERT INTO subscription_changes (user_id, from_tier, to_tier, direction, source, changed_at)"
-                 " VALUES ('u', :f, :t, :d, 'stripe', '2025-03-05T10:00:00Z')"),
+            text(
+                "INSERT INTO subscription_changes (user_id, from_tier, to_tier, direction, source, changed_at)"
+                " VALUES ('u', :f, :t, :d, 'stripe', '2025-03-05T10:00:00Z')"
+            ),
             {"f": f, "t": t, "d": d},
         )
     return build_report(db, date(2025, 3, 1), date(2025, 3, 14))

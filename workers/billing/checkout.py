@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -75,7 +75,7 @@ def create_checkout_session(
 ) -> CheckoutSession:
     """Create a Checkout Session for ``tier``, or get back the one already made for the same
     request in the same ``idempotency_scope`` (the task passes its id)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     for name, value in (("user_id", user_id), ("success_url", success_url), ("cancel_url", cancel_url)):
         if not isinstance(value, str) or not value.strip():
             raise BillingRequestError(f"{name} must be a non-empty string")
@@ -90,7 +90,11 @@ def create_checkout_session(
         raise AlreadySubscribed(f"user {user_id!r} already has an active {tier!r} subscription")
 
     params = checkout_params(
-        user_id=user_id, tier=tier, price=price, success_url=success_url, cancel_url=cancel_url,
+        user_id=user_id,
+        tier=tier,
+        price=price,
+        success_url=success_url,
+        cancel_url=cancel_url,
         customer_id=customer_id,
     )
     client = client or build_client()

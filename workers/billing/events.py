@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
 
@@ -55,7 +55,8 @@ def handle_event(payload: str, signature: str | None, *, now: datetime | None = 
         raise BillingNotConfigured("STRIPE_WEBHOOK_SECRET is not set: webhooks cannot be verified")
     try:
         event = verify_event(
-            payload, signature,
+            payload,
+            signature,
             secret=settings.stripe_webhook_secret.get_secret_value(),
             tolerance=settings.stripe_webhook_tolerance,
         )
@@ -66,7 +67,7 @@ def handle_event(payload: str, signature: str | None, *, now: datetime | None = 
         logger.warning("Stripe webhook refused: invalid payload (%s)", exc)
         return EventResult(None, None, f"invalid_payload: {exc}")
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with transaction() as conn:
         if not _claim(conn, event):
             outcome = "duplicate"
@@ -78,7 +79,10 @@ def handle_event(payload: str, signature: str | None, *, now: datetime | None = 
                 {"o": outcome[:OUTCOME_MAX_CHARS], "id": event.id},
             )
     logger.info(
-        "Stripe event %s (%s): %s", event.id, event.type, outcome,
+        "Stripe event %s (%s): %s",
+        event.id,
+        event.type,
+        outcome,
         extra={"event_id": event.id, "event_type": event.type, "outcome": outcome},
     )
     return EventResult(event.id, event.type, outcome)

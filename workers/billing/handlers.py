@@ -39,8 +39,9 @@ Decision = SubscriptionState | str  # a new state, or the outcome of changing no
 Decide = Callable[[SubscriptionState | None], Decision]
 
 
-def _transition(conn: Connection, event: Event, now: datetime, user_id: str | None, applied: str,
-                decide: Decide) -> str:
+def _transition(
+    conn: Connection, event: Event, now: datetime, user_id: str | None, applied: str, decide: Decide
+) -> str:
     """Lock the user's row, refuse stale events, apply ``decide`` and record a tier move."""
     if not user_id:
         return "unmatched"
@@ -78,6 +79,7 @@ def _kept(current: SubscriptionState | None, subscription_id: str | None, field:
 
 
 # Handlers: (conn, event, now) -> outcome.
+
 
 def _checkout_completed(conn: Connection, event: Event, now: datetime) -> str:
     session = event.obj
@@ -118,7 +120,9 @@ def _subscription_changed(conn: Connection, event: Event, now: datetime) -> str:
     subscription_id, customer_id = payloads.ref(sub.get("id")), payloads.ref(sub.get("customer"))
     start, end = payloads.subscription_period(sub)
     user_id = state.find_user(
-        conn, user_id=payloads.metadata(sub).get("user_id"), subscription_id=subscription_id,
+        conn,
+        user_id=payloads.metadata(sub).get("user_id"),
+        subscription_id=subscription_id,
         customer_id=customer_id,
     )
     adopts = event.type == "customer.subscription.created"
@@ -147,7 +151,9 @@ def _subscription_deleted(conn: Connection, event: Event, now: datetime) -> str:
     sub = event.obj
     subscription_id, customer_id = payloads.ref(sub.get("id")), payloads.ref(sub.get("customer"))
     user_id = state.find_user(
-        conn, user_id=payloads.metadata(sub).get("user_id"), subscription_id=subscription_id,
+        conn,
+        user_id=payloads.metadata(sub).get("user_id"),
+        subscription_id=subscription_id,
         customer_id=customer_id,
     )
 
@@ -176,7 +182,9 @@ def _subscription_deleted(conn: Connection, event: Event, now: datetime) -> str:
 
 def _invoice_user(conn: Connection, invoice: dict[str, Any], subscription_id: str) -> str | None:
     return state.find_user(
-        conn, user_id=payloads.invoice_metadata(invoice).get("user_id"), subscription_id=subscription_id,
+        conn,
+        user_id=payloads.invoice_metadata(invoice).get("user_id"),
+        subscription_id=subscription_id,
         customer_id=payloads.ref(invoice.get("customer")),
     )
 
@@ -228,8 +236,9 @@ def _invoice_payment_failed(conn: Connection, event: Event, now: datetime) -> st
             return "ignored"
         # The grace period counts from the first failure, not the latest retry.
         since = current.past_due_since if current.status == "past_due" else None
-        return replace(current, status="past_due", subscription_id=subscription_id,
-                       past_due_since=since or event.created)
+        return replace(
+            current, status="past_due", subscription_id=subscription_id, past_due_since=since or event.created
+        )
 
     return _transition(conn, event, now, _invoice_user(conn, invoice, subscription_id), "past_due", decide)
 

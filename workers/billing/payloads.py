@@ -12,7 +12,7 @@ older one second, so either webhook API version works:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 Period = tuple[datetime | None, datetime | None]
@@ -29,7 +29,7 @@ def timestamp(value: Any) -> datetime | None:
     """A Stripe unix timestamp as an aware UTC datetime."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def _data(listing: Any) -> list[dict[str, Any]]:
@@ -46,6 +46,7 @@ def metadata(obj: dict[str, Any]) -> dict[str, str]:
 
 # Subscriptions.
 
+
 def subscription_price_ids(sub: dict[str, Any]) -> list[str]:
     ids = (ref(item.get("price")) or ref(item.get("plan")) for item in _data(sub.get("items")))
     return [price for price in ids if price]
@@ -59,6 +60,7 @@ def subscription_period(sub: dict[str, Any]) -> Period:
 
 
 # Invoices.
+
 
 def _invoice_subscription_details(invoice: dict[str, Any]) -> dict[str, Any]:
     parent = invoice.get("parent")

@@ -19,13 +19,13 @@ class SubscriptionState:
     """One user's subscription, as stored."""
 
     tier: str
-    status: str                       # active, past_due or canceled
+    status: str  # active, past_due or canceled
     customer_id: str | None
     subscription_id: str | None
     period_start: datetime | None
     period_end: datetime | None
     past_due_since: datetime | None
-    state_at: datetime | None         # event.created of the newest Stripe event applied
+    state_at: datetime | None  # event.created of the newest Stripe event applied
 
 
 def effective_tier(state: SubscriptionState | None, now: datetime) -> str:
@@ -47,9 +47,13 @@ def find_user(
         if found:
             return found
     if customer_id:
-        rows = conn.execute(
-            text("SELECT user_id FROM subscriptions WHERE stripe_customer_id = :c LIMIT 2"), {"c": customer_id}
-        ).scalars().all()
+        rows = (
+            conn.execute(
+                text("SELECT user_id FROM subscriptions WHERE stripe_customer_id = :c LIMIT 2"), {"c": customer_id}
+            )
+            .scalars()
+            .all()
+        )
         if len(rows) == 1:  # a customer shared by two users names neither
             return rows[0]
     return None

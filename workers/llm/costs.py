@@ -65,16 +65,38 @@ def price(conn: Connection, usage: CallUsage, model: str, tier: Tier) -> tuple[D
     return usage.prompt_tokens * tier.price.prompt + usage.completion_tokens * tier.price.completion, "config"
 
 
-def record_call(conn: Connection, *, job_id: str, attempt: int, tier: Tier, model: str, usage: CallUsage,
-                status: str, latency_ms: int, error_class: str | None = None, http_status: int | None = None) -> Decimal:
+def record_call(
+    conn: Connection,
+    *,
+    job_id: str,
+    attempt: int,
+    tier: Tier,
+    model: str,
+    usage: CallUsage,
+    status: str,
+    latency_ms: int,
+    error_class: str | None = None,
+    http_status: int | None = None,
+) -> Decimal:
     """Insert one attempt's row; a replay of the same (job, attempt) writes nothing."""
     cost, source = price(conn, usage, model, tier)
     conn.execute(
         RECORD_CALL,
         {
-            "j": job_id, "a": attempt, "tier": tier.name, "model": model, "served": usage.model_served,
-            "p": usage.prompt_tokens, "c": usage.completion_tokens, "cost": cost, "source": source,
-            "status": status, "err": error_class, "http": http_status, "lat": latency_ms, "gen": usage.generation_id,
+            "j": job_id,
+            "a": attempt,
+            "tier": tier.name,
+            "model": model,
+            "served": usage.model_served,
+            "p": usage.prompt_tokens,
+            "c": usage.completion_tokens,
+            "cost": cost,
+            "source": source,
+            "status": status,
+            "err": error_class,
+            "http": http_status,
+            "lat": latency_ms,
+            "gen": usage.generation_id,
         },
     )
     return cost

@@ -42,8 +42,15 @@ def sync(conn: Connection, models: list[dict[str, Any]], now: datetime) -> dict[
                 " ON CONFLICT (model) DO UPDATE SET name = :n, prompt_price = :p, completion_price = :c,"
                 " request_price = :r, context_length = :ctx, listed = true, synced_at = :now"
             ),
-            {"m": model["id"], "n": model.get("name"), "p": prompt, "c": completion,
-             "r": _price(pricing.get("request")) or Decimal(0), "ctx": model.get("context_length"), "now": now},
+            {
+                "m": model["id"],
+                "n": model.get("name"),
+                "p": prompt,
+                "c": completion,
+                "r": _price(pricing.get("request")) or Decimal(0),
+                "ctx": model.get("context_length"),
+                "now": now,
+            },
         )
         stored += 1
     delisted = conn.execute(
@@ -59,12 +66,16 @@ def tier_models(conn: Connection) -> list[dict[str, Any]]:
     for tier in get_catalog().by_priority():
         for position, model in enumerate(tier.models):
             row = prices.get(model)
-            out.append({
-                "tier": tier.name, "role": "primary" if position == 0 else f"fallback {position}", "model": model,
-                "prompt_price": None if row is None else format(row.prompt_price, "f"),
-                "completion_price": None if row is None else format(row.completion_price, "f"),
-                "context_length": None if row is None else row.context_length,
-                "listed": bool(row and row.listed),
-                "synced_at": None if row is None else row.synced_at.isoformat(),
-            })
+            out.append(
+                {
+                    "tier": tier.name,
+                    "role": "primary" if position == 0 else f"fallback {position}",
+                    "model": model,
+                    "prompt_price": None if row is None else format(row.prompt_price, "f"),
+                    "completion_price": None if row is None else format(row.completion_price, "f"),
+                    "context_length": None if row is None else row.context_length,
+                    "listed": bool(row and row.listed),
+                    "synced_at": None if row is None else row.synced_at.isoformat(),
+                }
+            )
     return out

@@ -24,7 +24,7 @@ from config.tiers import RetryPolicy
 from workers.errors import DeferredRetry, FallbackError, ProviderError, RetryableError
 from workers.llm.openrouter import Completion
 
-BACKOFF_MULTIPLIER = 0.5   # seconds; full jitter in [0, 0.5 * 2^n]
+BACKOFF_MULTIPLIER = 0.5  # seconds; full jitter in [0, 0.5 * 2^n]
 BACKOFF_MAX = 8.0
 
 
@@ -51,8 +51,15 @@ Call = Callable[[str], Completion]
 Attempted = Callable[[str, ProviderError | None, Completion | None], None]
 
 
-def run_chain(models: tuple[str, ...], call: Call, *, policy: RetryPolicy, in_process_cap: float,
-              on_attempt: Attempted, sleep: Callable[[float], None] = time.sleep) -> Served:
+def run_chain(
+    models: tuple[str, ...],
+    call: Call,
+    *,
+    policy: RetryPolicy,
+    in_process_cap: float,
+    on_attempt: Attempted,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Served:
     """Serve the request from the first model that can. Raises the last ProviderError
     when none could, a FatalProviderError at once, or DeferredRetry."""
 

@@ -64,7 +64,9 @@ def _usage(body: dict[str, Any]) -> CallUsage:
     )
 
 
-def translate(status: int, error: dict[str, Any], retry_after: float | None, usage: CallUsage | None = None) -> errors.ProviderError:
+def translate(
+    status: int, error: dict[str, Any], retry_after: float | None, usage: CallUsage | None = None
+) -> errors.ProviderError:
     """Map an OpenRouter error (HTTP status and ``{"code", "message", "metadata"}``) to our tree."""
     message = str(error.get("message") or f"HTTP {status}")
     metadata = error.get("metadata") or {}
@@ -102,7 +104,9 @@ class OpenRouterClient:
             default_headers={"HTTP-Referer": settings.openrouter_referer, "X-Title": settings.openrouter_title},
         )
 
-    def complete(self, model: str, messages: list[dict[str, str]], *, max_tokens: int, temperature: float) -> Completion:
+    def complete(
+        self, model: str, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
+    ) -> Completion:
         started = time.perf_counter()
         body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         try:
@@ -112,8 +116,9 @@ class OpenRouterClient:
             response = self._sdk.post("/chat/completions", body=body, cast_to=http_lib.Response)
         except openai.APIStatusError as exc:
             headers = exc.response.headers
-            raise translate(exc.status_code, _error_body(exc.response),
-                            retry_after_seconds(headers.get("retry-after"))) from exc
+            raise translate(
+                exc.status_code, _error_body(exc.response), retry_after_seconds(headers.get("retry-after"))
+            ) from exc
         except openai.APITimeoutError as exc:
             raise errors.ProviderTimeout(f"{model}: timed out") from exc
         except openai.APIConnectionError as exc:

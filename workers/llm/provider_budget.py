@@ -41,12 +41,13 @@ return 0
 
 
 class ProviderBudget:
-    def __init__(self, redis_url: str, requests_per_minute: int, concurrency_per_model: int,
-                 sleep=time.sleep):
+    def __init__(self, redis_url: str, requests_per_minute: int, concurrency_per_model: int, sleep=time.sleep):
         self._redis = redis.Redis.from_url(redis_url)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._rpm = RateLimitItemPerMinute(requests_per_minute) if requests_per_minute else None
-        self._limiter = MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="litink:provider")) if self._rpm else None
+        self._limiter = (
+            MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="litink:provider")) if self._rpm else None
+        )
         self._concurrency = concurrency_per_model
         self._sleep = sleep
 
@@ -54,12 +55,16 @@ class ProviderBudget:
     def slot(self, model: str) -> Iterator[None]:
         """Wait for the request budget and a free in-flight slot for ``model``."""
         while self._limiter is not None and not self._limiter.hit(self._rpm, "openrouter"):
-            self._sleep(max(POLL_SECONDS, self._limiter.get_window_stats(self._rpm, "openrouter").reset_time - time.time()))
+            self._sleep(
+                max(POLL_SECONDS, self._limiter.get_window_stats(self._rpm, "openrouter").reset_time - time.time())
+            )
         if not self._concurrency:
             yield
             return
         key, token = f"litink:inflight:{model}", uuid.uuid4().hex
-        while not self._acquire(keys=[key], args=[self._concurrency, time.time(), time.time() + SLOT_TTL_SECONDS, token]):
+        while not self._acquire(
+            keys=[key], args=[self._concurrency, time.time(), time.time() + SLOT_TTL_SECONDS, token]
+        ):
             self._sleep(POLL_SECONDS)
         try:
             yield

@@ -50,7 +50,12 @@ def flower_argv(
     """The Flower command line. It never holds the credentials (see :func:`flower_env`);
     ``settings`` is taken for symmetry with it, since nothing else in them belongs here."""
     argv = [
-        sys.executable, "-m", "celery", "-A", "workers.app", "flower",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers.app",
+        "flower",
         f"--port={port}",
         "--persistent=True",
         f"--db={Path(data_dir) / 'flower.db'}",
@@ -78,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.ops.flower", description="Flower for the Litink workers.")
     parser.add_argument("--port", type=int, default=FLOWER_PORT)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="where flower.db keeps Flower's state")
-    parser.add_argument("--insecure-local", action="store_true",
-                        help="without FLOWER_BASIC_AUTH, run unauthenticated on 127.0.0.1 only")
+    parser.add_argument(
+        "--insecure-local", action="store_true", help="without FLOWER_BASIC_AUTH, run unauthenticated on 127.0.0.1 only"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -89,15 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         print(REFUSAL, file=sys.stderr)
         return 2
     if extra and not credentials_well_formed(extra[AUTH_ENV]):
-        print("FLOWER_BASIC_AUTH is malformed: expected user:password (several separated by commas).",
-              file=sys.stderr)
+        print("FLOWER_BASIC_AUTH is malformed: expected user:password (several separated by commas).", file=sys.stderr)
         return 2
     if not extra:
-        log.warning("Flower runs WITHOUT authentication, bound to %s only (--insecure-local); "
-                    "its HTTP API stays off", LOCAL_ADDRESS)
+        log.warning(
+            "Flower runs WITHOUT authentication, bound to %s only (--insecure-local); its HTTP API stays off",
+            LOCAL_ADDRESS,
+        )
     else:
-        log.info("Flower with basic authentication (%d credential(s)) on port %d",
-                 len(extra[AUTH_ENV].split(",")), args.port)
+        log.info(
+            "Flower with basic authentication (%d credential(s)) on port %d", len(extra[AUTH_ENV].split(",")), args.port
+        )
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
     command = flower_argv(settings, insecure_local=args.insecure_local, port=args.port, data_dir=args.data_dir)

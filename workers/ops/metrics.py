@@ -14,4 +14,6 @@ fallbacks = Counter("litink_fallbacks", "Jobs served by a fallback model", ["tie
 llm_cost = Counter("litink_llm_cost_usd", "LLM cost in USD", ["tier", "model"])
 rejections = Counter("litink_rejections", "Jobs rejected at intake", ["tier", "reason"])
 jobs = Counter("litink_jobs", "Jobs by tier, kind and final status", ["tier", "kind", "status"])
-queue_wait = Histogram("litink_queue_wait_seconds", "Time from intake to a tier task starting", ["tier"], buckets=WAIT_BUCKETS)
+queue_wait = Histogram(
+    "litink_queue_wait_seconds", "Time from intake to a tier task starting", ["tier"], buckets=WAIT_BUCKETS
+)

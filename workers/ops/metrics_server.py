@@ -23,8 +23,7 @@ import os
 import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client import multiprocess
+from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from config import get_settings
 
@@ -52,8 +51,9 @@ def start_metrics_server(port: int, addr: str = DEFAULT_ADDR) -> Any:
         server, _thread = start_http_server(port, addr, registry=registry)
     else:
         server, _thread = start_http_server(port, addr)
-    log.info("metrics on http://%s:%d/metrics (%s)", addr, server.server_port,
-             "multiprocess" if path else "single process")
+    log.info(
+        "metrics on http://%s:%d/metrics (%s)", addr, server.server_port, "multiprocess" if path else "single process"
+    )
     return server
 
 
@@ -69,8 +69,12 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         try:
             _server = start_metrics_server(port)
         except OSError as exc:
-            log.warning("metrics endpoint not started: port %d unavailable (%s); set METRICS_PORT per process "
-                        "or PROMETHEUS_MULTIPROC_DIR", port, exc)
+            log.warning(
+                "metrics endpoint not started: port %d unavailable (%s); set METRICS_PORT per process "
+                "or PROMETHEUS_MULTIPROC_DIR",
+                port,
+                exc,
+            )
 
 
 def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:

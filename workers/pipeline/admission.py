@@ -14,14 +14,14 @@ from typing import Any
 from config import get_catalog, get_settings
 from config.tiers import Tier
 from db.session import transaction
-from workers.pipeline import jobs
 from workers.ops import metrics
-from workers.quotas import allowance as quotas
+from workers.pipeline import jobs
 from workers.pipeline.job_result import FINISHED, job_result, unrecorded_rejection
+from workers.pipeline.validation import JobRequest, shape_errors, size_errors
+from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow
 from workers.quotas.rate_limit import user_rate_limiter
 from workers.quotas.subscriptions import standing
-from workers.pipeline.validation import JobRequest, shape_errors, size_errors
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,10 @@ def admit(req: JobRequest) -> Admission:
         )
         if not decision.allowed:
             reason = "rate_limiter_unavailable" if decision.degraded else "rate_limited"
-            detail = {"message": f"More than {tier.requests_per_minute} requests per minute on the {tier.name} tier.",
-                      "limit_per_minute": tier.requests_per_minute}
+            detail = {
+                "message": f"More than {tier.requests_per_minute} requests per minute on the {tier.name} tier.",
+                "limit_per_minute": tier.requests_per_minute,
+            }
             return _reject(conn, req, tier, reason, detail, retry_after=decision.retry_after)
 
         period = quota_period(now, st.period_start, st.period_end)

@@ -39,10 +39,21 @@ def job_result(row: Any) -> dict[str, Any]:
     }
 
 
-def unrecorded_rejection(job_id: str, kind: str, type_: str, tier: str | None, reason: str, detail: Any) -> dict[str, Any]:
+def unrecorded_rejection(
+    job_id: str, kind: str, type_: str, tier: str | None, reason: str, detail: Any
+) -> dict[str, Any]:
     """A rejection that has no jobs row (its user id itself was invalid)."""
     return {
-        "job_id": job_id, "status": "rejected", "reason": reason, "detail": detail, "retry_after": None,
-        "kind": kind, "type": type_, "tier": tier, "content": None, "model_used": None, "used_fallback": False,
+        "job_id": job_id,
+        "status": "rejected",
+        "reason": reason,
+        "detail": detail,
+        "retry_after": None,
+        "kind": kind,
+        "type": type_,
+        "tier": tier,
+        "content": None,
+        "model_used": None,
+        "used_fallback": False,
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": "0"},
     }

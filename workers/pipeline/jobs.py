@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from workers.pipeline.job_result import FINISHED, JOB_COLUMNS
-from workers.quotas.periods import utcnow
 from workers.pipeline.validation import JobRequest
-
+from workers.quotas.periods import utcnow
 
 # Statements are built once: constructing text() per call is measurable on the hot path.
 FIND = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :j")
@@ -64,17 +63,34 @@ def find_by_key(conn: Connection, user_id: str, key: str) -> Any:
     return conn.execute(FIND_BY_KEY, {"u": user_id, "k": key}).first()
 
 
-def insert(conn: Connection, req: JobRequest, tier: str, *, status: str, quota_period: date | None = None,
-           reason: str | None = None, detail: Any = None, retry_after: int | None = None) -> bool:
+def insert(
+    conn: Connection,
+    req: JobRequest,
+    tier: str,
+    *,
+    status: str,
+    quota_period: date | None = None,
+    reason: str | None = None,
+    detail: Any = None,
+    retry_after: int | None = None,
+) -> bool:
     """Write the jobs row. False when it already exists (redelivery, or a reused idempotency key)."""
     row = conn.execute(
         INSERT,
         {
-            "id": req.job_id, "u": req.user_id, "kind": req.kind, "type": req.type, "tier": tier,
-            "status": status, "reason": reason, "detail": None if detail is None else json.dumps(detail),
-            "retry_after": retry_after, "key": req.idempotency_key,
+            "id": req.job_id,
+            "u": req.user_id,
+            "kind": req.kind,
+            "type": req.type,
+            "tier": tier,
+            "status": status,
+            "reason": reason,
+            "detail": None if detail is None else json.dumps(detail),
+            "retry_after": retry_after,
+            "key": req.idempotency_key,
             "notify": None if req.notify is None else json.dumps(req.notify),
-            "chars": len(req.content), "period": quota_period,
+            "chars": len(req.content),
+            "period": quota_period,
             "finished": utcnow() if status == "rejected" else None,
         },
     ).first()
@@ -94,8 +110,8 @@ class Claim:
     """The right to run a job's LLM calls, held by one delivery until it settles."""
 
     job_id: str
-    delivery: int          # jobs.deliveries after this claim; settles must match it
-    first_attempt: int     # llm_calls.attempt numbers continue after earlier deliveries'
+    delivery: int  # jobs.deliveries after this claim; settles must match it
+    first_attempt: int  # llm_calls.attempt numbers continue after earlier deliveries'
 
 
 def claim(conn: Connection, job_id: str, lease: timedelta) -> Claim | Any | None:
@@ -127,14 +143,28 @@ def requeue(conn: Connection, claim: Claim) -> None:
     conn.execute(REQUEUE, {"j": claim.job_id, "d": claim.delivery})
 
 
-def settle(conn: Connection, claim: Claim, *, status: str, content: str | None = None, model_used: str | None = None,
-           used_fallback: bool = False, reason: str | None = None, detail: Any = None) -> Any:
+def settle(
+    conn: Connection,
+    claim: Claim,
+    *,
+    status: str,
+    content: str | None = None,
+    model_used: str | None = None,
+    used_fallback: bool = False,
+    reason: str | None = None,
+    detail: Any = None,
+) -> Any:
     """Finish a claimed job; totals are summed from its llm_calls rows in the same statement."""
     return conn.execute(
         SETTLE,
         {
-            "j": claim.job_id, "d": claim.delivery, "status": status, "reason": reason,
-            "detail": None if detail is None else json.dumps(detail), "content": content,
-            "model": model_used, "fallback": used_fallback,
+            "j": claim.job_id,
+            "d": claim.delivery,
+            "status": status,
+            "reason": reason,
+            "detail": None if detail is None else json.dumps(detail),
+            "content": content,
+            "model": model_used,
+            "fallback": used_fallback,
         },
     ).first()

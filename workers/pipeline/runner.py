@@ -16,16 +16,16 @@ from config import get_catalog, get_settings
 from config.prompts import analysis_messages, script_messages
 from config.tiers import Tier
 from db.session import transaction
-from workers.llm import costs
-from workers.pipeline import jobs
-from workers.ops import metrics
-from workers.quotas import allowance as quotas
-from workers.quotas import spend_alerts
 from workers.errors import FallbackError, FatalProviderError, ProviderError, RetryableError
-from workers.pipeline.job_result import job_result
+from workers.llm import costs
 from workers.llm.model_chain import run_chain
 from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
+from workers.ops import metrics
+from workers.pipeline import jobs
+from workers.pipeline.job_result import job_result
+from workers.quotas import allowance as quotas
+from workers.quotas import spend_alerts
 
 log = logging.getLogger(__name__)
 
@@ -90,29 +90,63 @@ def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
             latency_ms = int((time.perf_counter() - started) * 1000)
             with transaction() as conn:  # a failed attempt is recorded at once
                 cost = costs.record_call(
-                    conn, job_id=work.job_id, attempt=attempt_no, tier=tier, model=model, usage=error.usage,
-                    status=outcome, latency_ms=latency_ms, error_class=type(error).__name__, http_status=error.status,
+                    conn,
+                    job_id=work.job_id,
+                    attempt=attempt_no,
+                    tier=tier,
+                    model=model,
+                    usage=error.usage,
+                    status=outcome,
+                    latency_ms=latency_ms,
+                    error_class=type(error).__name__,
+                    http_status=error.status,
                 )
             metrics.llm_cost.labels(tier=tier.name, model=model).inc(float(cost))
-            log.warning("provider call failed", extra={"job_id": work.job_id, "tier": tier.name, "model": model,
-                                                       "error": type(error).__name__, "status": error.status})
+            log.warning(
+                "provider call failed",
+                extra={
+                    "job_id": work.job_id,
+                    "tier": tier.name,
+                    "model": model,
+                    "error": type(error).__name__,
+                    "status": error.status,
+                },
+            )
         attempt_no += 1
 
     try:
-        served = run_chain(tier.models, call, policy=tier.retry, on_attempt=on_attempt,
-                           in_process_cap=get_settings().retry_in_process_cap_seconds, sleep=sleep)
+        served = run_chain(
+            tier.models,
+            call,
+            policy=tier.retry,
+            on_attempt=on_attempt,
+            in_process_cap=get_settings().retry_in_process_cap_seconds,
+            sleep=sleep,
+        )
     except (RetryableError, FallbackError, FatalProviderError) as exc:
         return _settle_failure(work, claim, tier, exc, note)
 
     completion = served.completion
     with transaction() as conn:
         cost = costs.record_call(
-            conn, job_id=work.job_id, attempt=success["attempt"], tier=tier, model=served.model,
-            usage=completion.usage, status="ok", latency_ms=completion.latency_ms,
+            conn,
+            job_id=work.job_id,
+            attempt=success["attempt"],
+            tier=tier,
+            model=served.model,
+            usage=completion.usage,
+            status="ok",
+            latency_ms=completion.latency_ms,
         )
-        row = jobs.settle(conn, claim, status="succeeded", content=completion.content,
-                          model_used=completion.usage.model_served or served.model,
-                          used_fallback=served.used_fallback, detail=note)
+        row = jobs.settle(
+            conn,
+            claim,
+            status="succeeded",
+            content=completion.content,
+            model_used=completion.usage.model_served or served.model,
+            used_fallback=served.used_fallback,
+            detail=note,
+        )
         if row is None:
             return job_result(jobs.find(conn, work.job_id))  # another delivery settled it first
         spend = quotas.add_spend(conn, work.user_id, row.quota_period, row.cost_usd) if row.quota_period else None
@@ -125,13 +159,17 @@ def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
     return job_result(row)
 
 
-def _settle_failure(work: Work, claim: jobs.Claim, tier: Tier, error: ProviderError, note: str | None) -> dict[str, Any]:
+def _settle_failure(
+    work: Work, claim: jobs.Claim, tier: Tier, error: ProviderError, note: str | None
+) -> dict[str, Any]:
     detail = {"error": type(error).__name__, "message": str(error), "status": error.status}
     if note:
         detail["note"] = note
     if isinstance(error, FatalProviderError):
-        log.error("provider refused the account; operator action needed",
-                  extra={"job_id": work.job_id, "tier": tier.name, "error": type(error).__name__})
+        log.error(
+            "provider refused the account; operator action needed",
+            extra={"job_id": work.job_id, "tier": tier.name, "error": type(error).__name__},
+        )
     with transaction() as conn:
         row = jobs.settle(conn, claim, status="failed", reason=error.reason, detail=detail)
         if row is None:
@@ -142,4 +180,3 @@ def _settle_failure(work: Work, claim: jobs.Claim, tier: Tier, error: ProviderEr
         row = jobs.find(conn, work.job_id)
     metrics.jobs.labels(tier=tier.name, kind=work.kind, status="failed").inc()
     return job_result(row)
-

@@ -17,7 +17,7 @@ class JobRequest:
     """A submission as the producer sent it."""
 
     job_id: str
-    kind: str                  # script or analysis
+    kind: str  # script or analysis
     type: str
     user_id: str
     content: str

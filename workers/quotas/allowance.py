@@ -44,13 +44,13 @@ ADD_SPEND = text(
 @dataclass(frozen=True)
 class Reservation:
     taken: bool
-    reason: str | None = None          # quota_exceeded or spend_cap_reached
+    reason: str | None = None  # quota_exceeded or spend_cap_reached
     detail: dict[str, Any] | None = None
 
 
 def reserve(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Reservation:
     """Take one unit of ``kind`` for ``user_id`` in ``period``, or say why not."""
-    column = COLUMN[kind]
+    COLUMN[kind]
     limit = tier.allowance(kind)
     cap = tier.spend_cap_usd
     if limit is not None and limit < 1:
@@ -71,16 +71,29 @@ def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tupl
     limit = tier.allowance(kind)
     if limit is not None and used >= limit:
         noun = "scripts (videos)" if kind == "script" else "analyses"
-        return Reservation(False, "quota_exceeded", {
-            "used": used, "limit": limit, "period_start": period[0].isoformat(), "period_end": period[1].isoformat(),
-            "message": f"Monthly limit reached: you have used {used} of {limit} {noun} on the {tier.name} tier."
-                       " Upgrade your subscription for a larger allowance.",
-        })
-    return Reservation(False, "spend_cap_reached", {
-        "spend_usd": format(spend, "f"), "spend_cap_usd": format(tier.spend_cap_usd, "f"),
-        "period_start": period[0].isoformat(), "period_end": period[1].isoformat(),
-        "message": f"The {tier.name} tier's monthly model spend cap is reached. Upgrade your subscription.",
-    })
+        return Reservation(
+            False,
+            "quota_exceeded",
+            {
+                "used": used,
+                "limit": limit,
+                "period_start": period[0].isoformat(),
+                "period_end": period[1].isoformat(),
+                "message": f"Monthly limit reached: you have used {used} of {limit} {noun} on the {tier.name} tier."
+                " Upgrade your subscription for a larger allowance.",
+            },
+        )
+    return Reservation(
+        False,
+        "spend_cap_reached",
+        {
+            "spend_usd": format(spend, "f"),
+            "spend_cap_usd": format(tier.spend_cap_usd, "f"),
+            "period_start": period[0].isoformat(),
+            "period_end": period[1].isoformat(),
+            "message": f"The {tier.name} tier's monthly model spend cap is reached. Upgrade your subscription.",
+        },
+    )
 
 
 def _row(conn: Connection, user_id: str, period_start: date) -> Any:
@@ -130,20 +143,28 @@ def usage(conn: Connection, user_id: str, now: datetime) -> dict[str, Any]:
 
     def counted(limit: int | None, used: int) -> dict[str, Any]:
         left = remaining(limit, used)
-        return {"used": used, "limit": "unlimited" if limit is None else limit,
-                "remaining": "unlimited" if left is None else left}
+        return {
+            "used": used,
+            "limit": "unlimited" if limit is None else limit,
+            "remaining": "unlimited" if left is None else left,
+        }
 
     videos = counted(tier.limits.videos_per_month, scripts)
     under_cap = tier.spend_cap_usd is None or spend < tier.spend_cap_usd
     limits = tier.limits.model_dump(mode="json")
-    limits = {k: ("unlimited" if v is None and k != "price_monthly" else "custom" if v is None else v)
-              for k, v in limits.items()}
+    limits = {
+        k: ("unlimited" if v is None and k != "price_monthly" else "custom" if v is None else v)
+        for k, v in limits.items()
+    }
     return {
         "user_id": user_id,
         "tier": tier.name,
         "status": st.status,
-        "limits": limits | {"analyses_per_month": "unlimited" if tier.analyses_per_month is None else tier.analyses_per_month,
-                            "requests_per_minute": tier.requests_per_minute},
+        "limits": limits
+        | {
+            "analyses_per_month": "unlimited" if tier.analyses_per_month is None else tier.analyses_per_month,
+            "requests_per_minute": tier.requests_per_minute,
+        },
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "videos": videos,
         "analyses": counted(tier.analyses_per_month, analyses),

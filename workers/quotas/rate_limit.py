@@ -30,8 +30,8 @@ NAMESPACE = "litink:rpm"
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    retry_after: int | None = None    # seconds until a request would be allowed
-    degraded: bool = False            # Redis was unreachable and the fail-open policy applied
+    retry_after: int | None = None  # seconds until a request would be allowed
+    degraded: bool = False  # Redis was unreachable and the fail-open policy applied
 
 
 class UserRateLimiter:
@@ -49,8 +49,9 @@ class UserRateLimiter:
                 return Decision(True)
             reset_at = self._limiter.get_window_stats(item, user_id).reset_time
         except (RedisError, OSError) as exc:
-            log.warning("rate limiter unavailable (%s); failing %s", type(exc).__name__,
-                        "open" if self._fail_open else "closed")
+            log.warning(
+                "rate limiter unavailable (%s); failing %s", type(exc).__name__, "open" if self._fail_open else "closed"
+            )
             return Decision(self._fail_open, None if self._fail_open else 5, degraded=True)
         return Decision(False, max(1, math.ceil(reset_at - time.time())))
 

@@ -23,6 +23,11 @@ def check(user_id: str, tier: Tier, period_start: date, spend: Decimal) -> bool:
         return False
     with transaction() as conn:
         return raise_alert(
-            conn, "spend_soft_cap", user_id, period_start.isoformat(), threshold, spend,
+            conn,
+            "spend_soft_cap",
+            user_id,
+            period_start.isoformat(),
+            threshold,
+            spend,
             f"user {user_id} has spent {spend} USD of the {tier.name} tier's {tier.spend_cap_usd} USD monthly cap",
         )

@@ -10,7 +10,6 @@ from sqlalchemy import Connection, text
 from config import get_catalog, get_settings
 from config.tiers import Tier
 
-
 STANDING = text(
     "SELECT tier, status, past_due_since, current_period_start, current_period_end"
     " FROM subscriptions WHERE user_id = :u"
@@ -22,8 +21,8 @@ class Standing:
     """A user's effective subscription at one instant."""
 
     tier: Tier
-    status: str                      # active, past_due, canceled or none
-    period_start: datetime | None    # the Stripe billing period, when there is one
+    status: str  # active, past_due, canceled or none
+    period_start: datetime | None  # the Stripe billing period, when there is one
     period_end: datetime | None
 
 

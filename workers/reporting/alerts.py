@@ -17,7 +17,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -69,7 +69,12 @@ def raise_alert(
     }
     log.warning(
         "alert raised: %s (kind=%s subject=%s period=%s threshold=%s value=%s)",
-        message, kind, subject, period, payload["threshold"], payload["value"],
+        message,
+        kind,
+        subject,
+        period,
+        payload["threshold"],
+        payload["value"],
         extra={"alert": payload},
     )
     url = (settings or get_settings()).alert_webhook_url
@@ -90,8 +95,13 @@ def _post(url: str, payload: dict[str, Any]) -> None:
             response.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         # The URL may carry a token: log its kind of failure, not the URL.
-        log.error("alert webhook failed for alert %s (%s: %s)", payload["alert_id"], type(exc).__name__,
-                  getattr(exc, "code", None) or getattr(exc, "reason", None) or "", extra={"alert": payload})
+        log.error(
+            "alert webhook failed for alert %s (%s: %s)",
+            payload["alert_id"],
+            type(exc).__name__,
+            getattr(exc, "code", None) or getattr(exc, "reason", None) or "",
+            extra={"alert": payload},
+        )
 
 
 def _cost_between(conn: Connection, start: datetime, end: datetime) -> Decimal:
@@ -110,12 +120,19 @@ def check_cost_thresholds(conn: Connection, now: datetime, *, settings: Settings
     that created the alert.
     """
     settings = settings or get_settings()
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
-    day = now.astimezone(timezone.utc).date()
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    day = now.astimezone(UTC).date()
     month_start, month_end = calendar_month(now)
     checks = (
         ("cost_daily", settings.cost_alert_daily_usd, day.isoformat(), day, day + timedelta(days=1), "Daily"),
-        ("cost_monthly", settings.cost_alert_monthly_usd, month_start.strftime("%Y-%m"), month_start, month_end, "Monthly"),
+        (
+            "cost_monthly",
+            settings.cost_alert_monthly_usd,
+            month_start.strftime("%Y-%m"),
+            month_start,
+            month_end,
+            "Monthly",
+        ),
     )
     results = []
     for kind, threshold, period, first, end, label in checks:
@@ -123,23 +140,30 @@ def check_cost_thresholds(conn: Connection, now: datetime, *, settings: Settings
             continue
         value = _cost_between(
             conn,
-            datetime.combine(first, time.min, tzinfo=timezone.utc),
-            datetime.combine(end, time.min, tzinfo=timezone.utc),
+            datetime.combine(first, time.min, tzinfo=UTC),
+            datetime.combine(end, time.min, tzinfo=UTC),
         )
         exceeded = value >= threshold
         raised = exceeded and raise_alert(
-            conn, kind, SYSTEM, period, threshold, value,
+            conn,
+            kind,
+            SYSTEM,
+            period,
+            threshold,
+            value,
             f"{label} LLM cost ${format(value, 'f')} for {period} reached the alert threshold "
             f"${format(threshold, 'f')}",
             settings=settings,
         )
-        results.append({
-            "kind": kind,
-            "subject": SYSTEM,
-            "period": period,
-            "threshold": format(threshold, "f"),
-            "value": format(value, "f"),
-            "exceeded": exceeded,
-            "raised": raised,
-        })
+        results.append(
+            {
+                "kind": kind,
+                "subject": SYSTEM,
+                "period": period,
+                "threshold": format(threshold, "f"),
+                "value": format(value, "f"),
+                "exceeded": exceeded,
+                "raised": raised,
+            }
+        )
     return results

@@ -113,19 +113,27 @@ def cost_by_day_chart(report: dict[str, Any], width: int = 960, height: int = 28
     plot_w, plot_h = width - left - right, height - top - bottom
     peak_index = max(range(len(days)), key=lambda i: Decimal(days[i]["total"]), default=None)
     peak = Decimal(days[peak_index]["total"]) if peak_index is not None else Decimal(0)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img"'
-             f' aria-label="Cost by day and tier" data-chart="cost_by_day">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img"'
+        f' aria-label="Cost by day and tier" data-chart="cost_by_day">'
+    ]
     base_y = top + plot_h
     parts.append(f'<line x1="{left}" y1="{base_y}" x2="{left + plot_w}" y2="{base_y}" stroke="#c5cad3"/>')
     parts.append(f'<text x="{left - 6}" y="{base_y + 4}" text-anchor="end">$0</text>')
     if peak <= 0:
-        parts.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle">'
-                     "No LLM cost in this period.</text></svg>")
+        parts.append(
+            f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle">'
+            "No LLM cost in this period.</text></svg>"
+        )
         return "".join(parts)
     peak_path = ("cost_by_day", peak_index, "total")
-    parts.append(f'<line x1="{left}" y1="{top}" x2="{left + plot_w}" y2="{top}" stroke="#e1e4ea" stroke-dasharray="4 3"/>')
-    parts.append(f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" {_attrs(peak_path, days[peak_index]["total"])}>'
-                 f'${escape(days[peak_index]["total"])}</text>')
+    parts.append(
+        f'<line x1="{left}" y1="{top}" x2="{left + plot_w}" y2="{top}" stroke="#e1e4ea" stroke-dasharray="4 3"/>'
+    )
+    parts.append(
+        f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" {_attrs(peak_path, days[peak_index]["total"])}>'
+        f"${escape(days[peak_index]['total'])}</text>"
+    )
     slot = plot_w / len(days)
     bar_w = max(1.0, slot * 0.75)
     label_every = max(1, -(-len(days) // 12))
@@ -139,14 +147,15 @@ def cost_by_day_chart(report: dict[str, Any], width: int = 960, height: int = 28
                 continue
             h = float(amount) * scale
             y -= h
-            tip = f'{day["day"]} {tier}: ${cost}'
+            tip = f"{day['day']} {tier}: ${cost}"
             parts.append(
                 f'<rect x="{x:.2f}" y="{y:.2f}" width="{bar_w:.2f}" height="{h:.2f}" fill="{colors[tier]}"'
-                f' {_attrs(("cost_by_day", i, "by_tier", tier), cost)}><title>{escape(tip)}</title></rect>'
+                f" {_attrs(('cost_by_day', i, 'by_tier', tier), cost)}><title>{escape(tip)}</title></rect>"
             )
         if i % label_every == 0:
-            parts.append(f'<text x="{x + bar_w / 2:.2f}" y="{base_y + 16}" text-anchor="middle">'
-                         f'{escape(day["day"][5:])}</text>')
+            parts.append(
+                f'<text x="{x + bar_w / 2:.2f}" y="{base_y + 16}" text-anchor="middle">{escape(day["day"][5:])}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -162,23 +171,28 @@ def margin_chart(report: dict[str, Any], width: int = 960, row_h: int = 30) -> s
     plot_w = width - left - right
     height = top * 2 + row_h * max(1, len(margins))
     zero_x = left + plot_w * float((0 - low) / span)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img"'
-             f' aria-label="Margin by tier" data-chart="margin_by_tier">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img"'
+        f' aria-label="Margin by tier" data-chart="margin_by_tier">'
+    ]
     for i, (tier, margin) in enumerate(margins.items()):
         y = top + i * row_h
         parts.append(f'<text x="{left - 8}" y="{y + row_h / 2 + 4}" text-anchor="end">{escape(tier)}</text>')
         path = ("margin_by_tier", tier)
         if margin is None:
-            parts.append(f'<text x="{zero_x + 6:.2f}" y="{y + row_h / 2 + 4}" {_attrs(path, None)}>'
-                         "n/a (no list revenue)</text>")
+            parts.append(
+                f'<text x="{zero_x + 6:.2f}" y="{y + row_h / 2 + 4}" {_attrs(path, None)}>n/a (no list revenue)</text>'
+            )
             continue
         value = Decimal(margin)
         x_end = left + plot_w * float((value - low) / span)
         x, w = min(zero_x, x_end), abs(x_end - zero_x)
         color = POSITIVE if value >= 0 else NEGATIVE
         label = escape(_shown(margin, "ratio"))
-        parts.append(f'<rect x="{x:.2f}" y="{y + 5}" width="{max(w, 1):.2f}" height="{row_h - 10}" fill="{color}"'
-                     f' {_attrs(path, margin)}><title>{escape(tier)}: {label}</title></rect>')
+        parts.append(
+            f'<rect x="{x:.2f}" y="{y + 5}" width="{max(w, 1):.2f}" height="{row_h - 10}" fill="{color}"'
+            f" {_attrs(path, margin)}><title>{escape(tier)}: {label}</title></rect>"
+        )
         # Positive: the label follows the bar; negative: it sits right of the zero line, clear of the tier names.
         anchor_x, anchor = (x_end + 6, "start") if value >= 0 else (zero_x + 6, "start")
         parts.append(f'<text x="{anchor_x:.2f}" y="{y + row_h / 2 + 4}" text-anchor="{anchor}">{label}</text>')
@@ -193,24 +207,39 @@ def margin_chart(report: dict[str, Any], width: int = 960, row_h: int = 30) -> s
 def _tiers_table(report: dict[str, Any]) -> str:
     rows = []
     for tier in report["cost_by_tier"]:
-        rows.append([
-            f"<td>{escape(tier)}</td>",
-            _fig(report, ("cost_by_tier", tier), "money", "td"),
-            _fig(report, ("revenue_by_tier", tier, "active_subscriptions"), "int", "td"),
-            _fig(report, ("revenue_by_tier", tier, "price_monthly"), "money", "td"),
-            _fig(report, ("revenue_by_tier", tier, "revenue"), "money", "td"),
-            _fig(report, ("margin_by_tier", tier), "ratio", "td"),
-            _fig(report, ("cost_per_job_by_tier", tier, "succeeded_jobs"), "int", "td"),
-            _fig(report, ("cost_per_job_by_tier", tier, "average"), "money", "td"),
-            _fig(report, ("fallback_rate", "by_tier", tier, "finished_jobs"), "int", "td"),
-            _fig(report, ("fallback_rate", "by_tier", tier, "rate"), "ratio", "td"),
-        ])
-    return _table(["Tier", "Cost", "Active subs", "Price / month", "Revenue", "Margin", "Succeeded jobs",
-                   "Avg cost / job", "Finished jobs", "Fallback rate"], rows)
+        rows.append(
+            [
+                f"<td>{escape(tier)}</td>",
+                _fig(report, ("cost_by_tier", tier), "money", "td"),
+                _fig(report, ("revenue_by_tier", tier, "active_subscriptions"), "int", "td"),
+                _fig(report, ("revenue_by_tier", tier, "price_monthly"), "money", "td"),
+                _fig(report, ("revenue_by_tier", tier, "revenue"), "money", "td"),
+                _fig(report, ("margin_by_tier", tier), "ratio", "td"),
+                _fig(report, ("cost_per_job_by_tier", tier, "succeeded_jobs"), "int", "td"),
+                _fig(report, ("cost_per_job_by_tier", tier, "average"), "money", "td"),
+                _fig(report, ("fallback_rate", "by_tier", tier, "finished_jobs"), "int", "td"),
+                _fig(report, ("fallback_rate", "by_tier", tier, "rate"), "ratio", "td"),
+            ]
+        )
+    return _table(
+        [
+            "Tier",
+            "Cost",
+            "Active subs",
+            "Price / month",
+            "Revenue",
+            "Margin",
+            "Succeeded jobs",
+            "Avg cost / job",
+            "Finished jobs",
+            "Fallback rate",
+        ],
+        rows,
+    )
 
 
 def _jobs_table(report: dict[str, Any]) -> str:
-    statuses = [s for s in next(iter(report["jobs_by_tier"].values()), {})]
+    statuses = list(next(iter(report["jobs_by_tier"].values()), {}))
     rows = [
         [f"<td>{escape(tier)}</td>"] + [_fig(report, ("jobs_by_tier", tier, s), "int", "td") for s in statuses]
         for tier in report["jobs_by_tier"]
@@ -221,17 +250,24 @@ def _jobs_table(report: dict[str, Any]) -> str:
 def _models_table(report: dict[str, Any]) -> str:
     rows = []
     for model in report["models"]:
-        rows.append([
-            f"<td>{escape(model)}</td>",
-            _fig(report, ("models", model, "calls"), "int", "td"),
-            *(_fig(report, ("models", model, "by_status", s), "int", "td") for s in report["models"][model]["by_status"]),
-            _fig(report, ("models", model, "failure_rate"), "ratio", "td"),
-            _fig(report, ("cost_by_model", model), "money", "td"),
-            _fig(report, ("models", model, "avg_latency_ms"), "ms", "td"),
-            _fig(report, ("models", model, "p95_latency_ms"), "ms", "td"),
-        ])
-    return _table(["Model", "Calls", "ok", "retry", "fallback", "fatal", "Failure rate", "Cost",
-                   "Avg latency", "p95 latency"], rows)
+        rows.append(
+            [
+                f"<td>{escape(model)}</td>",
+                _fig(report, ("models", model, "calls"), "int", "td"),
+                *(
+                    _fig(report, ("models", model, "by_status", s), "int", "td")
+                    for s in report["models"][model]["by_status"]
+                ),
+                _fig(report, ("models", model, "failure_rate"), "ratio", "td"),
+                _fig(report, ("cost_by_model", model), "money", "td"),
+                _fig(report, ("models", model, "avg_latency_ms"), "ms", "td"),
+                _fig(report, ("models", model, "p95_latency_ms"), "ms", "td"),
+            ]
+        )
+    return _table(
+        ["Model", "Calls", "ok", "retry", "fallback", "fatal", "Failure rate", "Cost", "Avg latency", "p95 latency"],
+        rows,
+    )
 
 
 def _changes(report: dict[str, Any]) -> str:
@@ -241,8 +277,12 @@ def _changes(report: dict[str, Any]) -> str:
         for key, label in (("upgrades", "Upgrades"), ("downgrades", "Downgrades"), ("lateral", "Lateral"))
     )
     rows = [
-        [f"<td>{escape(p['from'])}</td>", f"<td>{escape(p['to'])}</td>", f"<td>{escape(p['direction'])}</td>",
-         _fig(report, ("subscription_changes", "paths", i, "count"), "int", "td")]
+        [
+            f"<td>{escape(p['from'])}</td>",
+            f"<td>{escape(p['to'])}</td>",
+            f"<td>{escape(p['direction'])}</td>",
+            _fig(report, ("subscription_changes", "paths", i, "count"), "int", "td"),
+        ]
         for i, p in enumerate(report["subscription_changes"]["paths"])
     ]
     return f'<div class="cards">{totals}</div><br>' + _table(["From", "To", "Direction", "Count"], rows, 3)

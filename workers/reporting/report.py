@@ -25,7 +25,7 @@ What each figure counts:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -38,9 +38,9 @@ from workers.quotas.periods import utcnow
 
 DIRECTIONS = ("upgrade", "downgrade", "lateral")
 
-RATIO_PLACES = 4          # "0.2500"
-PER_UNIT_PLACES = 10      # averages of tiny per-call costs: 1e-10 USD
-REVENUE_PLACES = 2        # cents
+RATIO_PLACES = 4  # "0.2500"
+PER_UNIT_PLACES = 10  # averages of tiny per-call costs: 1e-10 USD
+REVENUE_PLACES = 2  # cents
 
 REVENUE_RULE = (
     "active subscriptions x tier price_monthly x months in the window; each calendar month "
@@ -52,10 +52,10 @@ REVENUE_RULE = (
 class Thresholds:
     """When a figure becomes a recommendation. Small samples never trigger one."""
 
-    failure_rate: Decimal = Decimal("0.10")   # a model failing more than 10 % of its calls...
-    min_calls: int = 20                       # ...over at least 20 calls
+    failure_rate: Decimal = Decimal("0.10")  # a model failing more than 10 % of its calls...
+    min_calls: int = 20  # ...over at least 20 calls
     fallback_rate: Decimal = Decimal("0.20")  # a tier whose finished jobs fall back more than 20 %...
-    min_jobs: int = 20                        # ...over at least 20 finished jobs
+    min_jobs: int = 20  # ...over at least 20 finished jobs
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -92,7 +92,9 @@ def months_in(first: date, last: date) -> Fraction:
     total = Fraction(0)
     month = first.replace(day=1)
     while month <= last:
-        following = month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+        following = (
+            month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+        )
         lo, hi = max(first, month), min(last, following - timedelta(days=1))
         total += Fraction((hi - lo).days + 1, (following - month).days)
         month = following
@@ -122,8 +124,8 @@ def build_report(
     """The cost and margin report for ``[date_from, date_to]`` (see the module docstring)."""
     first, last = resolve_window(date_from, date_to, today)
     window = {
-        "start": datetime.combine(first, time.min, tzinfo=timezone.utc),
-        "end": datetime.combine(last + timedelta(days=1), time.min, tzinfo=timezone.utc),
+        "start": datetime.combine(first, time.min, tzinfo=UTC),
+        "end": datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC),
     }
     months = months_in(first, last)
 
@@ -194,9 +196,7 @@ def _costs_by_tier(conn: Connection, window: dict) -> dict[str, Decimal]:
 
 
 def _job_tiers(conn: Connection, window: dict) -> set[str]:
-    rows = conn.execute(
-        text("SELECT DISTINCT tier FROM jobs WHERE created_at >= :start AND created_at < :end"), window
-    )
+    rows = conn.execute(text("SELECT DISTINCT tier FROM jobs WHERE created_at >= :start AND created_at < :end"), window)
     return {r.tier for r in rows}
 
 
@@ -233,11 +233,13 @@ def _cost_by_day(conn: Connection, window: dict, first: date, last: date, tiers:
     day = first
     while day <= last:
         by_tier = {t: cells.get((day, t), Decimal(0)) for t in tiers}
-        days.append({
-            "day": day.isoformat(),
-            "total": money(sum(by_tier.values(), Decimal(0))),
-            "by_tier": {t: money(c) for t, c in by_tier.items()},
-        })
+        days.append(
+            {
+                "day": day.isoformat(),
+                "total": money(sum(by_tier.values(), Decimal(0))),
+                "by_tier": {t: money(c) for t, c in by_tier.items()},
+            }
+        )
         day += timedelta(days=1)
     return days
 
@@ -350,8 +352,12 @@ def _subscription_changes(conn: Connection, window: dict) -> dict[str, Any]:
     )
     paths = [{"from": r.from_tier, "to": r.to_tier, "direction": r.direction, "count": r.n} for r in rows]
     counts = {d: sum(p["count"] for p in paths if p["direction"] == d) for d in DIRECTIONS}
-    return {"upgrades": counts["upgrade"], "downgrades": counts["downgrade"], "lateral": counts["lateral"],
-            "paths": paths}
+    return {
+        "upgrades": counts["upgrade"],
+        "downgrades": counts["downgrade"],
+        "lateral": counts["lateral"],
+        "paths": paths,
+    }
 
 
 # -- recommendations -------------------------------------------------------------------------
@@ -381,40 +387,51 @@ def recommendations(
     out: list[dict[str, Any]] = []
     for model, s in report["models"].items():
         if s["calls"] >= thresholds.min_calls and s["failures"] > thresholds.failure_rate * s["calls"]:
-            out.append({
-                "kind": "model_failure_rate",
-                "subject": model,
-                "message": f"{model} failed {_pct(s['failure_rate'])} of {s['calls']} calls (threshold "
-                           f"{_pct(money(thresholds.failure_rate))}); check the provider or move it down its chains.",
-                "figure": s["failure_rate"],
-            })
+            out.append(
+                {
+                    "kind": "model_failure_rate",
+                    "subject": model,
+                    "message": f"{model} failed {_pct(s['failure_rate'])} of {s['calls']} calls (threshold "
+                    f"{_pct(money(thresholds.failure_rate))}); check the provider or move it down its chains.",
+                    "figure": s["failure_rate"],
+                }
+            )
     for tier, margin in report["margin_by_tier"].items():
         if margin is not None and Decimal(margin) < 0:
-            out.append({
-                "kind": "negative_margin",
-                "subject": tier,
-                "message": f"Tier {tier} cost ${report['cost_by_tier'][tier]} against "
-                           f"${report['revenue_by_tier'][tier]['revenue']} of revenue (margin {_pct(margin)}); "
-                           "review its models, allowance or price.",
-                "figure": margin,
-            })
+            out.append(
+                {
+                    "kind": "negative_margin",
+                    "subject": tier,
+                    "message": f"Tier {tier} cost ${report['cost_by_tier'][tier]} against "
+                    f"${report['revenue_by_tier'][tier]['revenue']} of revenue (margin {_pct(margin)}); "
+                    "review its models, allowance or price.",
+                    "figure": margin,
+                }
+            )
     if report["profit_margin"] is not None and Decimal(report["profit_margin"]) < 0:
-        out.append({
-            "kind": "negative_margin",
-            "subject": "all",
-            "message": f"Total cost ${report['total_cost']} exceeds list revenue ${report['total_revenue']} "
-                       f"(margin {_pct(report['profit_margin'])}).",
-            "figure": report["profit_margin"],
-        })
+        out.append(
+            {
+                "kind": "negative_margin",
+                "subject": "all",
+                "message": f"Total cost ${report['total_cost']} exceeds list revenue ${report['total_revenue']} "
+                f"(margin {_pct(report['profit_margin'])}).",
+                "figure": report["profit_margin"],
+            }
+        )
     for tier, f in report["fallback_rate"]["by_tier"].items():
-        if f["finished_jobs"] >= thresholds.min_jobs and f["fallback_jobs"] > thresholds.fallback_rate * f["finished_jobs"]:
-            out.append({
-                "kind": "fallback_rate",
-                "subject": tier,
-                "message": f"{_pct(f['rate'])} of {f['finished_jobs']} finished {tier} jobs used a fallback model "
-                           f"(threshold {_pct(money(thresholds.fallback_rate))}); the primary model is unreliable.",
-                "figure": f["rate"],
-            })
+        if (
+            f["finished_jobs"] >= thresholds.min_jobs
+            and f["fallback_jobs"] > thresholds.fallback_rate * f["finished_jobs"]
+        ):
+            out.append(
+                {
+                    "kind": "fallback_rate",
+                    "subject": tier,
+                    "message": f"{_pct(f['rate'])} of {f['finished_jobs']} finished {tier} jobs used a fallback model "
+                    f"(threshold {_pct(money(thresholds.fallback_rate))}); the primary model is unreliable.",
+                    "figure": f["rate"],
+                }
+            )
     out.extend(_cheaper_models(chain_stats, thresholds))
     return out
 
@@ -426,7 +443,7 @@ def _cheaper_models(
     for tier in get_catalog().tiers.values():
         chain = tier.models
         for i, preferred in enumerate(chain):
-            for later in chain[i + 1:]:
+            for later in chain[i + 1 :]:
                 a, b = chain_stats.get((tier.name, preferred)), chain_stats.get((tier.name, later))
                 if not a or not b or min(a[0], b[0]) < thresholds.min_calls or not a[1] or not b[1]:
                     continue
@@ -437,13 +454,15 @@ def _cheaper_models(
                 if not (cheaper and as_reliable):
                     continue
                 saving = _rounded(Fraction(cost_a) / ok_a - Fraction(cost_b) / ok_b, PER_UNIT_PLACES)
-                out.append({
-                    "kind": "cheaper_model",
-                    "subject": f"{tier.name}:{later}",
-                    "message": f"In tier {tier.name}, {later} cost ${_per_unit(cost_b, ok_b)} per successful call "
-                               f"against ${_per_unit(cost_a, ok_a)} for {preferred}, with a success rate of "
-                               f"{_pct(_ratio(ok_b, calls_b))} against {_pct(_ratio(ok_a, calls_a))}; "
-                               "consider putting it first.",
-                    "figure": money(saving),
-                })
+                out.append(
+                    {
+                        "kind": "cheaper_model",
+                        "subject": f"{tier.name}:{later}",
+                        "message": f"In tier {tier.name}, {later} cost ${_per_unit(cost_b, ok_b)} per successful call "
+                        f"against ${_per_unit(cost_a, ok_a)} for {preferred}, with a success rate of "
+                        f"{_pct(_ratio(ok_b, calls_b))} against {_pct(_ratio(ok_a, calls_a))}; "
+                        "consider putting it first.",
+                        "figure": money(saving),
+                    }
+                )
     return out

@@ -20,17 +20,27 @@ def render_text(report: dict[str, Any]) -> str:
         "By tier",
     ]
     tiers = [
-        {"tier": t, "cost": report["cost_by_tier"][t], "revenue": report["revenue_by_tier"][t]["revenue"],
-         "margin": _pct(report["margin_by_tier"][t]),
-         "jobs": report["jobs_by_tier"][t]["total"],
-         "avg cost/job": report["cost_per_job_by_tier"][t]["average"] or "",
-         "fallback": _pct(report["fallback_rate"]["by_tier"][t]["rate"])}
+        {
+            "tier": t,
+            "cost": report["cost_by_tier"][t],
+            "revenue": report["revenue_by_tier"][t]["revenue"],
+            "margin": _pct(report["margin_by_tier"][t]),
+            "jobs": report["jobs_by_tier"][t]["total"],
+            "avg cost/job": report["cost_per_job_by_tier"][t]["average"] or "",
+            "fallback": _pct(report["fallback_rate"]["by_tier"][t]["rate"]),
+        }
         for t in report["cost_by_tier"]
     ]
     out.append(table(tiers, ["tier", "cost", "revenue", "margin", "jobs", "avg cost/job", "fallback"]))
     models = [
-        {"model": m, "calls": s["calls"], "failure rate": _pct(s["failure_rate"]), "cost": s["cost"],
-         "avg ms": s["avg_latency_ms"], "p95 ms": s["p95_latency_ms"]}
+        {
+            "model": m,
+            "calls": s["calls"],
+            "failure rate": _pct(s["failure_rate"]),
+            "cost": s["cost"],
+            "avg ms": s["avg_latency_ms"],
+            "p95 ms": s["p95_latency_ms"],
+        }
         for m, s in report["models"].items()
     ]
     out += ["", "By model", table(models, ["model", "calls", "failure rate", "cost", "avg ms", "p95 ms"])]
