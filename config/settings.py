@@ -41,6 +41,20 @@ class Settings(BaseSettings):
     provider_requests_per_minute: int = 0
     provider_concurrency_per_model: int = 0
 
+    # Shared model health (workers/llm/model_health.py): a model failing beyond either
+    # threshold is skipped by every worker for the cool-down, then one probe call decides.
+    model_health_enabled: bool = True
+    model_health_consecutive_failures: int = Field(default=5, ge=1)
+    model_health_error_rate: float = Field(default=0.5, gt=0, le=1)
+    model_health_window_seconds: int = Field(default=60, ge=1)
+    model_health_min_calls: int = Field(default=10, ge=1)
+    model_health_cooldown_seconds: float = Field(default=30.0, gt=0)
+
+    # Response cache single-flight (workers/llm/single_flight.py): identical requests in
+    # flight wait this long for the leader's answer before calling the provider themselves.
+    single_flight_wait_seconds: float = Field(default=60.0, ge=0)
+    single_flight_lock_seconds: float = Field(default=180.0, gt=0)
+
     # Celery. A message fetched but not acked within this many seconds is delivered again.
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
     # Hard limit of one tier task; with the threads pool it is enforced by the HTTP timeouts.

@@ -6,7 +6,10 @@ For each model of the tier's chain, in order:
 - a FallbackError, or retries running out, moves on to the next model;
 - a FatalProviderError ends the chain: no other model can succeed (key, credits);
 - a Retry-After longer than the in-process cap raises DeferredRetry, so the task gives its
-  worker slot back and Celery retries it later.
+  worker slot back and Celery retries it later;
+- with a ``health`` board (workers/llm/model_health.py), a model marked unhealthy by any
+  worker is skipped at once, and retries of a model stop as soon as it is marked; the chain's
+  last model is always tried, so a job never fails without a call.
 
 Sleeping is injectable (``sleep=``), so tests never sleep.
 """
@@ -16,8 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 from tenacity.wait import wait_base
 
 from config.tiers import RetryPolicy
@@ -47,6 +51,16 @@ class Served:
     used_fallback: bool
 
 
+class HealthGate(Protocol):
+    """What the chain asks of shared model health (workers.llm.model_health.ModelHealth)."""
+
+    def available(self, model: str) -> bool: ...
+
+    def healthy(self, model: str) -> bool: ...
+
+    def record(self, model: str, error: ProviderError | None) -> None: ...
+
+
 Call = Callable[[str], Completion]
 Attempted = Callable[[str, ProviderError | None, Completion | None], None]
 
@@ -59,6 +73,7 @@ def run_chain(
     in_process_cap: float,
     on_attempt: Attempted,
     sleep: Callable[[float], None] = time.sleep,
+    health: HealthGate | None = None,
 ) -> Served:
     """Serve the request from the first model that can. Raises the last ProviderError
     when none could, a FatalProviderError at once, or DeferredRetry."""
@@ -67,19 +82,34 @@ def run_chain(
         try:
             completion = call(model)
         except ProviderError as exc:
+            if health is not None:
+                health.record(model, exc)
             on_attempt(model, exc, None)
             if isinstance(exc, RetryableError) and (exc.retry_after or 0) > in_process_cap:
                 raise DeferredRetry(exc.retry_after, exc) from exc
             raise
+        if health is not None:
+            health.record(model, None)
         on_attempt(model, None, completion)
         return completion
 
+    def retryable_here(model: str, is_last: bool) -> Callable[[BaseException], bool]:
+        # Stop retrying a model the moment any worker marks it unhealthy: go to the next.
+        # The last model is the last resort and keeps its full retry policy.
+        def check(exc: BaseException) -> bool:
+            return isinstance(exc, RetryableError) and (health is None or is_last or health.healthy(model))
+
+        return check
+
     last: ProviderError | None = None
     for index, model in enumerate(models):
+        is_last = index == len(models) - 1
+        if health is not None and not is_last and not health.available(model):
+            continue  # marked unhealthy by shared model health: straight to the next model
         retrying = Retrying(
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.seconds),
             wait=wait_provider(wait_random_exponential(multiplier=BACKOFF_MULTIPLIER, max=BACKOFF_MAX)),
-            retry=retry_if_exception_type(RetryableError),
+            retry=retry_if_exception(retryable_here(model, is_last)),
             sleep=sleep,
             reraise=True,
         )

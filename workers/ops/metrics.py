@@ -3,7 +3,7 @@ these counters are for dashboards and alerts (floats are fine here, never for bi
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
@@ -17,3 +17,15 @@ jobs = Counter("litink_jobs", "Jobs by tier, kind and final status", ["tier", "k
 queue_wait = Histogram(
     "litink_queue_wait_seconds", "Time from intake to a tier task starting", ["tier"], buckets=WAIT_BUCKETS
 )
+model_healthy = Gauge(
+    "litink_model_healthy", "1 while a model is healthy, 0 while marked unhealthy (shared model health)", ["model"]
+)
+model_health_changes = Counter(
+    "litink_model_health_changes", "Model health state changes, by model and new state", ["model", "state"]
+)
+cache_lookups = Counter(
+    "litink_response_cache_lookups",
+    "Response cache lookups by tier, kind and outcome (hit, miss)",
+    ["tier", "kind", "outcome"],
+)
+cache_saved = Counter("litink_response_cache_saved_usd", "What cache hits would have cost, in USD", ["tier", "kind"])

@@ -19,6 +19,7 @@ from db.session import transaction
 from workers.errors import FallbackError, FatalProviderError, ProviderError, RetryableError
 from workers.llm import costs
 from workers.llm.model_chain import run_chain
+from workers.llm.model_health import get_health  # issue 13: shared model health
 from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
@@ -122,6 +123,7 @@ def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
             on_attempt=on_attempt,
             in_process_cap=get_settings().retry_in_process_cap_seconds,
             sleep=sleep,
+            health=get_health(),  # issue 13: skip models marked unhealthy by any worker
         )
     except (RetryableError, FallbackError, FatalProviderError) as exc:
         return _settle_failure(work, claim, tier, exc, note)

@@ -1,0 +1,252 @@
+"""Shared model health: a model that keeps failing is skipped by every worker for a while.
+
+Per model, in one Redis hash shared by every worker process (``litink:health:<model>``):
+
+    healthy --(N consecutive retryable failures, or an error rate over the window)--> unhealthy
+    unhealthy --(cool-down passes; one caller wins the probe lease)--> probing call
+        probe succeeds --> healthy          probe fails --> unhealthy for another cool-down
+
+- Only what is the model's fault counts: retryable failures (408, 429, 5xx, timeouts,
+  connection errors). A 402 (credits, key limit or the in-flight budget) and a 401 are the
+  account's, a 400 or a moderation refusal is the request's; none of them marks a model.
+- Every transition runs in one Lua script on Redis's own clock, so concurrent workers agree
+  and only one of them probes.
+- Health is an optimisation, never a gate that fails jobs: if Redis cannot be reached a model
+  counts as healthy, and the chain's last model is always tried (workers/llm/model_chain.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import redis
+
+from config import get_settings
+from workers.errors import ProviderError, RetryableError
+from workers.ops import metrics
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "litink:health:"
+KEY_TTL_SECONDS = 7 * 24 * 3600  # forget models nobody has called for a week
+PROBE_GRACE_SECONDS = 5.0  # a probe's lease: one HTTP call's timeouts plus this
+NOT_THE_MODELS_FAULT = frozenset({401, 402})
+
+# KEYS[1] the model's hash. ARGV: ok (1/0), consecutive limit, error rate, window seconds,
+# minimum calls in the window, cool-down seconds, key ttl. Returns the new state when it
+# changed ("healthy" or "unhealthy"), "" otherwise.
+_RECORD = """
+local key = KEYS[1]
+local ok, limit, rate, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local min_calls, cooldown, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local h = redis.call('HGETALL', key)
+local s = {}
+for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
+local state = s.state or 'healthy'
+local changed = ''
+redis.call('EXPIRE', key, ttl)
+if ok == 1 then
+  if state == 'unhealthy' then
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'state', 'healthy', 'changed_at', now, 'reason', 'a call succeeded',
+               'consecutive', 0, 'win_start', now, 'win_calls', 1, 'win_fail', 0)
+    redis.call('EXPIRE', key, ttl)
+    return 'healthy'
+  end
+  local win_start = tonumber(s.win_start or now)
+  if now - win_start > window then
+    redis.call('HSET', key, 'win_start', now, 'win_calls', 0, 'win_fail', 0)
+  end
+  redis.call('HSET', key, 'consecutive', 0)
+  redis.call('HINCRBY', key, 'win_calls', 1)
+  return ''
+end
+if state == 'unhealthy' then
+  -- a failure after the cool-down is the probe's verdict: another cool-down
+  if now >= tonumber(s['until'] or 0) then
+    redis.call('HSET', key, 'until', now + cooldown, 'reason', 'the probe call failed')
+    redis.call('HDEL', key, 'probe', 'probe_until')
+    redis.call('HINCRBY', key, 'probes_failed', 1)
+  end
+  return ''
+end
+local win_start = tonumber(s.win_start or now)
+if now - win_start > window then
+  redis.call('HSET', key, 'win_start', now, 'win_calls', 0, 'win_fail', 0)
+end
+local consecutive = redis.call('HINCRBY', key, 'consecutive', 1)
+local calls = redis.call('HINCRBY', key, 'win_calls', 1)
+local failed = redis.call('HINCRBY', key, 'win_fail', 1)
+local reason = nil
+if consecutive >= limit then
+  reason = consecutive .. ' consecutive failures'
+elseif calls >= min_calls and failed / calls >= rate then
+  reason = failed .. ' of ' .. calls .. ' calls failed'
+end
+if reason then
+  redis.call('HSET', key, 'state', 'unhealthy', 'until', now + cooldown, 'changed_at', now, 'reason', reason)
+  redis.call('HDEL', key, 'probe', 'probe_until')
+  return 'unhealthy'
+end
+return ''
+"""
+
+# KEYS[1] the model's hash. ARGV: token, probe lease seconds. Returns 1 (use it), 0 (skip it)
+# or 2 (use it: this caller holds the probe lease).
+_AVAILABLE = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local state, until_, probe_until = unpack(redis.call('HMGET', key, 'state', 'until', 'probe_until'))
+if state ~= 'unhealthy' then return 1 end
+if now < tonumber(until_ or 0) then return 0 end
+if probe_until and now < tonumber(probe_until) then return 0 end
+redis.call('HSET', key, 'probe', ARGV[1], 'probe_until', now + tonumber(ARGV[2]))
+return 2
+"""
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """When a model is marked unhealthy, and for how long (settings MODEL_HEALTH_*)."""
+
+    consecutive_failures: int
+    error_rate: float
+    window_seconds: int
+    min_calls: int
+    cooldown_seconds: float
+    probe_lease_seconds: float
+
+
+def counts_against_model(error: ProviderError) -> bool:
+    """True for a failure that says something about the model, not the account or request."""
+    return isinstance(error, RetryableError) and error.status not in NOT_THE_MODELS_FAULT
+
+
+class ModelHealth:
+    """The shared health board. Thread-safe; one per process (see :func:`get_health`)."""
+
+    def __init__(self, redis_url: str, policy: HealthPolicy):
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self._record = self._redis.register_script(_RECORD)
+        self._available = self._redis.register_script(_AVAILABLE)
+        self.policy = policy
+
+    def available(self, model: str) -> bool:
+        """Whether a job may call ``model`` now. Past the cool-down exactly one caller is let
+        through (the probe); the others keep skipping until it reports."""
+        try:
+            verdict = int(self._available(keys=[KEY_PREFIX + model], args=[uuid.uuid4().hex, self._probe_lease()]))
+        except redis.RedisError:
+            log.warning("model health unavailable; treating the model as healthy", extra={"model": model})
+            return True
+        metrics.model_healthy.labels(model=model).set(1 if verdict == 1 else 0)
+        if verdict == 2:
+            log.info("probing an unhealthy model after its cool-down", extra={"model": model})
+        return verdict != 0
+
+    def healthy(self, model: str) -> bool:
+        """Whether the model is currently marked healthy (no probe lease is taken)."""
+        try:
+            return self._redis.hget(KEY_PREFIX + model, "state") != b"unhealthy"
+        except redis.RedisError:
+            return True
+
+    def record(self, model: str, error: ProviderError | None) -> None:
+        """Report one call's outcome. Errors that are not the model's fault are ignored."""
+        if error is not None and not counts_against_model(error):
+            return
+        p = self.policy
+        try:
+            changed = self._record(
+                keys=[KEY_PREFIX + model],
+                args=[
+                    1 if error is None else 0,
+                    p.consecutive_failures,
+                    p.error_rate,
+                    p.window_seconds,
+                    p.min_calls,
+                    p.cooldown_seconds,
+                    KEY_TTL_SECONDS,
+                ],
+            )
+        except redis.RedisError:
+            log.warning("model health not recorded: Redis unavailable", extra={"model": model})
+            return
+        state = changed.decode() if isinstance(changed, bytes) else changed
+        if state:
+            self._changed(model, state)
+
+    def _changed(self, model: str, state: str) -> None:
+        metrics.model_healthy.labels(model=model).set(1 if state == "healthy" else 0)
+        metrics.model_health_changes.labels(model=model, state=state).inc()
+        reason = self._redis.hget(KEY_PREFIX + model, "reason")
+        log.warning(
+            "model marked %s",
+            state,
+            extra={"model": model, "state": state, "reason": reason.decode() if reason else None},
+        )
+
+    def _probe_lease(self) -> float:
+        s = get_settings()
+        return self.policy.probe_lease_seconds or (
+            s.openrouter_connect_timeout + s.openrouter_read_timeout + PROBE_GRACE_SECONDS
+        )
+
+    def snapshot(self, models: list[str]) -> list[dict[str, Any]]:
+        """Every listed model's state, for ``litink models health`` (plain data)."""
+        now_s, now_us = self._redis.time()
+        now = now_s + now_us / 1e6
+        rows = []
+        for model in models:
+            raw = {k.decode(): v.decode() for k, v in self._redis.hgetall(KEY_PREFIX + model).items()}
+            state = raw.get("state", "healthy")
+            until = float(raw.get("until", 0))
+            if state == "unhealthy" and now >= until:
+                state = "probing" if float(raw.get("probe_until", 0)) > now else "cooled_down"
+            calls, failed = int(raw.get("win_calls", 0)), int(raw.get("win_fail", 0))
+            rows.append(
+                {
+                    "model": model,
+                    "state": state,
+                    "healthy": state == "healthy",
+                    "reason": raw.get("reason"),
+                    "consecutive_failures": int(raw.get("consecutive", 0)),
+                    "window_calls": calls,
+                    "window_failures": failed,
+                    "cooldown_left_seconds": round(max(0.0, until - now), 1) if state == "unhealthy" else 0.0,
+                    "changed_at": float(raw["changed_at"]) if "changed_at" in raw else None,
+                }
+            )
+        return rows
+
+    def reset(self, model: str) -> None:
+        """Forget a model's history (an operator's override, and tests)."""
+        self._redis.delete(KEY_PREFIX + model)
+
+
+def policy_from_settings() -> HealthPolicy:
+    s = get_settings()
+    return HealthPolicy(
+        consecutive_failures=s.model_health_consecutive_failures,
+        error_rate=s.model_health_error_rate,
+        window_seconds=s.model_health_window_seconds,
+        min_calls=s.model_health_min_calls,
+        cooldown_seconds=s.model_health_cooldown_seconds,
+        probe_lease_seconds=0.0,  # derived from the HTTP timeouts
+    )
+
+
+@lru_cache(maxsize=1)
+def get_health() -> ModelHealth | None:
+    """The process's health board, or None when MODEL_HEALTH_ENABLED is false."""
+    s = get_settings()
+    if not s.model_health_enabled:
+        return None
+    return ModelHealth(s.require_redis_url(), policy_from_settings())
