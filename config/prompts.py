@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -9,6 +11,9 @@ from pathlib import Path
 PROMPTS_PATH = Path(__file__).with_name("prompts.toml")
 
 Message = dict[str, str]
+# The user messages below are built in code: bump this when their wording changes, so the
+# response cache's key (template_version) changes with them.
+USER_MESSAGE_VERSION = "1"
 
 
 @lru_cache(maxsize=1)
@@ -38,3 +43,12 @@ def analysis_messages(analysis_type: str, content: str) -> list[Message]:
         {"role": "system", "content": section["system"]},
         {"role": "user", "content": f"{section[analysis_type]['instruction']}\n\nMaterial:\n{content}"},
     ]
+
+
+def template_version(kind: str, type_: str) -> str:
+    """A short hash of the prompt template a job of ``kind``/``type_`` is sent with: editing a
+    prompt changes it, so cached answers to the old prompt are never served for the new one."""
+    section = _prompts()[kind]
+    template = {"system": section["system"], "type": section[type_]} if kind == "analysis" else section[type_]
+    canonical = json.dumps([USER_MESSAGE_VERSION, template], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -11,7 +11,7 @@ import tomllib
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -68,6 +68,17 @@ class AnalysisSettings(_Frozen):
     max_tokens: int
     temperature: float
     max_chars: int
+    preprocess_model: str = "google/gemini-flash-1.5-8b"  # the cheap model that summarises long content
+    chunk_chars: int = Field(default=6000, gt=0)
+    summary_max_tokens: int = Field(default=200, gt=0)
+
+
+class CacheSettings(_Frozen):
+    """The response cache's TTL per job kind (0 = off) and its quota rule."""
+
+    analysis_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    script_ttl_seconds: int = Field(default=24 * 3600, ge=0)
+    hit_takes_quota: bool = True
 
 
 class Tier(_Frozen):
@@ -81,6 +92,9 @@ class Tier(_Frozen):
     analyses_per_month: Count
     spend_cap_usd: Decimal | None
     max_content_chars: int
+    # Analyses of content longer than analysis.max_chars: cut it (the seed's way) or summarise it.
+    long_content: Literal["truncate", "summarize"] = "summarize"
+    cache_scripts: bool = False  # scripts are creative: cached only where a tier opts in
     retry: RetryPolicy
     price: TokenPrice
     limits: SubscriptionLimits
@@ -97,6 +111,13 @@ class Tier(_Frozen):
 class Catalog(_Frozen):
     analysis: AnalysisSettings
     tiers: dict[str, Tier]
+    cache: CacheSettings = CacheSettings()
+
+    def cache_ttl(self, kind: str, tier: Tier) -> int:
+        """Seconds an answer of ``kind`` for ``tier`` is cached; 0 means not cached."""
+        if kind == "script":
+            return self.cache.script_ttl_seconds if tier.cache_scripts else 0
+        return self.cache.analysis_ttl_seconds
 
     def tier(self, name: str) -> Tier:
         try:
@@ -128,7 +149,7 @@ def remaining(limit: int | None, used: int) -> int | None:
 def load_catalog(path: Path | str | None = None) -> Catalog:
     raw = tomllib.loads(Path(path or CATALOG_PATH).read_text())
     tiers = {name: {"name": name, **body} for name, body in raw["tiers"].items()}
-    return Catalog(analysis=raw["analysis"], tiers=tiers)
+    return Catalog(analysis=raw["analysis"], tiers=tiers, cache=raw.get("cache", {}))
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     String,
@@ -52,6 +53,7 @@ class Job(Base):
     quota_refunded: Mapped[bool] = mapped_column(server_default=text("false"))
     lease_until: Mapped[UtcTime | None] = mapped_column(comment="a running tier task owns the job until then")
     deliveries: Mapped[int] = mapped_column(server_default=text("0"), comment="times a tier task claimed it")
+    cache_hit: Mapped[bool] = mapped_column(server_default=text("false"), comment="served from the response cache")
     created_at: Mapped[CreatedAt]
     started_at: Mapped[UtcTime | None]
     finished_at: Mapped[UtcTime | None]
@@ -81,11 +83,19 @@ class LlmCall(Base):
     cost_source: Mapped[str] = mapped_column(
         String(16), comment="provider (usage.cost), catalog (model_prices), config (tier catalog) or none"
     )
-    status: Mapped[str] = mapped_column(String(16), comment="ok, retry, fallback or fatal")
+    status: Mapped[str] = mapped_column(String(16), comment="ok, retry, fallback, fatal or cache_hit")
     error_class: Mapped[str | None] = mapped_column(String(64))
     http_status: Mapped[int | None]
     latency_ms: Mapped[int]
     generation_id: Mapped[str | None] = mapped_column(String(128), comment="OpenRouter generation id")
+    saved_usd: Mapped[Money] = mapped_column(
+        server_default=text("0"), comment="a cache hit: what the cached answer originally cost"
+    )
+    purpose: Mapped[str] = mapped_column(
+        String(16),
+        server_default=text("'answer'"),
+        comment="answer, or preprocess (a cheap model summarising long content)",
+    )
     created_at: Mapped[CreatedAt]
 
     __table_args__ = (
@@ -203,3 +213,29 @@ class ModelPrice(Base):
     context_length: Mapped[int | None]
     listed: Mapped[bool] = mapped_column(comment="present in the latest /models answer")
     synced_at: Mapped[UtcTime]
+
+
+class ResponseCache(Base):
+    """An answer the provider was paid for once, served again to identical requests until it expires."""
+
+    __tablename__ = "response_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True, comment="sha256 of every key part below")
+    kind: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(32))
+    prompt_version: Mapped[str] = mapped_column(String(64), comment="hash of the prompt template")
+    models: Mapped[str] = mapped_column(Text, comment="the model chain, in order")
+    max_tokens: Mapped[int]
+    temperature: Mapped[float] = mapped_column(Float)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[str] = mapped_column(Text)
+    model_used: Mapped[str | None] = mapped_column(String(128))
+    used_fallback: Mapped[bool] = mapped_column(server_default=text("false"))
+    detail: Mapped[str | None] = mapped_column(Text, comment="the original job's note (preprocessing)")
+    cost_usd: Mapped[Money] = mapped_column(comment="what the original answer cost")
+    source_job_id: Mapped[str] = mapped_column(String(64), comment="the job that bought it")
+    hits: Mapped[int] = mapped_column(server_default=text("0"))
+    created_at: Mapped[CreatedAt]
+    expires_at: Mapped[UtcTime]
+
+    __table_args__ = (Index("ix_response_cache_expires_at", "expires_at"),)

@@ -7,7 +7,7 @@ from typing import Any
 
 JOB_COLUMNS = (
     "id, user_id, kind, type, tier, status, reason, detail, retry_after, result_content, model_used,"
-    " used_fallback, prompt_tokens, completion_tokens, cost_usd, quota_period, notify, created_at"
+    " used_fallback, prompt_tokens, completion_tokens, cost_usd, quota_period, notify, created_at, cache_hit"
 )
 FINISHED = frozenset({"succeeded", "failed", "rejected"})
 
@@ -22,6 +22,7 @@ def job_result(row: Any) -> dict[str, Any]:
         "job_id": row.id,
         "status": row.status,
         "reason": row.reason,
+        "cache_hit": bool(row.cache_hit),
         "detail": row.detail,
         "retry_after": row.retry_after,
         "kind": row.kind,
@@ -47,6 +48,7 @@ def unrecorded_rejection(
         "job_id": job_id,
         "status": "rejected",
         "reason": reason,
+        "cache_hit": False,
         "detail": detail,
         "retry_after": None,
         "kind": kind,

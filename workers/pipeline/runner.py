@@ -23,7 +23,7 @@ from workers.llm.model_health import get_health  # issue 13: shared model health
 from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
-from workers.pipeline import jobs
+from workers.pipeline import jobs, response_reuse
 from workers.pipeline.job_result import job_result
 from workers.quotas import allowance as quotas
 from workers.quotas import spend_alerts
@@ -66,6 +66,12 @@ def _outcome(error: ProviderError | None) -> str:
 
 
 def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
+    """Settle a claimed job, from the response cache when it can be. Returns the JobResult."""
+    # issue 13: the response cache and single-flight wrap the provider path (response_reuse.py)
+    return response_reuse.run(work, claim, run_provider, sleep=sleep)
+
+
+def run_provider(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
     """Call the tier's model chain for a claimed job and settle it. Returns the JobResult."""
     tier = get_catalog().tier(work.tier)
     messages, max_tokens, temperature, note = prompt(work, tier)

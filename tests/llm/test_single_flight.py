@@ -1,0 +1,56 @@
+"""Single-flight on a real Redis: one leader per key, waiters get its answer, bounded waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from config import get_settings
+from workers.llm.single_flight import SingleFlight
+
+
+def flight(wait_seconds: float = 5.0) -> SingleFlight:
+    return SingleFlight(get_settings().require_redis_url(), lock_seconds=30, wait_seconds=wait_seconds)
+
+
+def test_a_waiter_is_served_the_leaders_answer_once_the_lock_is_released():
+    store: dict[str, str] = {}
+    leader = flight().lead_or_wait("k", lambda: store.get("k"))
+    assert leader.lease is not None
+    outcomes = []
+    waiter = threading.Thread(target=lambda: outcomes.append(flight().lead_or_wait("k", lambda: store.get("k"))))
+    waiter.start()
+    time.sleep(0.3)
+    assert outcomes == []  # still waiting while the leader works
+    store["k"] = "answer"
+    leader.lease.release()
+    waiter.join(5)
+    assert outcomes[0].value == "answer" and outcomes[0].lease is None and outcomes[0].waited_seconds >= 0.3
+
+
+def test_when_the_leader_fails_without_an_answer_the_next_waiter_leads():
+    leader = flight().lead_or_wait("k", lambda: None)
+    assert leader.lease is not None
+    leader.lease.release()  # the leader's call failed: nothing stored
+    second = flight().lead_or_wait("k", lambda: None)
+    assert second.lease is not None and second.value is None
+
+
+def test_a_waiter_stops_waiting_after_the_bound_and_calls_unlocked():
+    leader = flight().lead_or_wait("k", lambda: None)
+    started = time.monotonic()
+    late = flight(wait_seconds=0.3).lead_or_wait("k", lambda: None)
+    assert late.lease is None and late.value is None
+    assert 0.3 <= time.monotonic() - started < 2
+    assert leader.lease is not None
+
+
+def test_a_released_lease_of_an_expired_lock_never_frees_someone_elses_lock():
+    short = SingleFlight(get_settings().require_redis_url(), lock_seconds=0.2, wait_seconds=0)
+    first = short.lead_or_wait("k", lambda: None)
+    time.sleep(0.3)  # first's lock expired; a second leader takes it
+    second = short.lead_or_wait("k", lambda: None)
+    assert first.lease is not None and second.lease is not None
+    first.lease.release()
+    # The second leader still holds the key
+    assert short.lead_or_wait("k", lambda: None).lease is None

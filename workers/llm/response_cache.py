@@ -1,0 +1,172 @@
+"""The response cache, kept in the ledger: an answer bought once is served again to an
+identical request, and what that saved is recorded next to what was spent.
+
+The key is the sha256 of everything that shapes the answer:
+
+    kind, type, prompt template version, the model chain (in order), max_tokens,
+    temperature, and the sha256 of the submitted content
+
+The content's hash is taken before any truncation or summarising, and the analysis's
+long-content handling is part of the template version, so a cached answer is exactly the one
+this request would have produced. The user and the tier's name are not in the key: two tiers
+with the same model chain share answers, which is the point.
+
+A hit is written to ``llm_calls`` as ``status = 'cache_hit'``, ``cost_usd = 0``,
+``cost_source = 'none'`` and ``saved_usd`` = the original answer's cost; no provider call is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from config import get_catalog
+from config.prompts import template_version
+from config.tiers import Catalog, Tier
+
+LOOKUP = text(
+    "SELECT key, answer, model_used, used_fallback, detail, cost_usd, source_job_id FROM response_cache"
+    " WHERE key = :k AND expires_at > now()"
+)
+# A replay of the same job stores nothing new; an expired entry is replaced by a fresh answer.
+STORE = text(
+    "INSERT INTO response_cache (key, kind, type, prompt_version, models, max_tokens, temperature,"
+    " content_sha256, answer, model_used, used_fallback, detail, cost_usd, source_job_id, expires_at)"
+    " VALUES (:k, :kind, :type, :pv, :models, :mt, :temp, :sha, :answer, :model, :fb, :detail, :cost, :job,"
+    " now() + :ttl)"
+    " ON CONFLICT (key) DO UPDATE SET answer = EXCLUDED.answer, model_used = EXCLUDED.model_used,"
+    " used_fallback = EXCLUDED.used_fallback, detail = EXCLUDED.detail, cost_usd = EXCLUDED.cost_usd,"
+    " source_job_id = EXCLUDED.source_job_id, created_at = now(), expires_at = EXCLUDED.expires_at, hits = 0"
+    " WHERE response_cache.expires_at <= now()"
+)
+COUNT_HIT = text("UPDATE response_cache SET hits = hits + 1 WHERE key = :k")
+RECORD_HIT = text(
+    "INSERT INTO llm_calls (job_id, attempt, tier, model, model_served, cost_usd, cost_source, status,"
+    " latency_ms, saved_usd, purpose)"
+    " VALUES (:j, :a, :tier, :model, :model, 0, 'none', 'cache_hit', 0, :saved, 'answer')"
+    " ON CONFLICT (job_id, attempt) DO NOTHING"
+)
+PURGE = text("DELETE FROM response_cache WHERE expires_at <= now()")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything that shapes an answer; ``digest`` is the table's primary key."""
+
+    kind: str
+    type: str
+    prompt_version: str
+    models: tuple[str, ...]
+    max_tokens: int
+    temperature: float
+    content_sha256: str
+    ttl_seconds: int
+
+    @property
+    def digest(self) -> str:
+        parts = [
+            self.kind,
+            self.type,
+            self.prompt_version,
+            list(self.models),
+            self.max_tokens,
+            self.temperature,
+            self.content_sha256,
+        ]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A stored answer and what it originally cost."""
+
+    key: str
+    answer: str
+    model_used: str | None
+    used_fallback: bool
+    detail: Any
+    cost_usd: Decimal
+    source_job_id: str
+
+
+def request_shape(kind: str, tier: Tier, catalog: Catalog) -> tuple[int, float, str]:
+    """max_tokens, temperature and the long-content rule a job of ``kind`` is sent with."""
+    if kind == "script":
+        return tier.max_tokens, tier.temperature, ""
+    a = catalog.analysis
+    rule = f"{tier.long_content}:{a.max_chars}"
+    if tier.long_content == "summarize":
+        rule += f":{a.preprocess_model}:{a.chunk_chars}:{a.summary_max_tokens}"
+    return a.max_tokens, a.temperature, rule
+
+
+def key_for(kind: str, type_: str, tier: Tier, content: str) -> CacheKey | None:
+    """The cache key of a request, or None when its kind is not cached for this tier."""
+    catalog = get_catalog()
+    ttl = catalog.cache_ttl(kind, tier)
+    if ttl <= 0:
+        return None
+    max_tokens, temperature, rule = request_shape(kind, tier, catalog)
+    version = template_version(kind, type_) + (f"+{rule}" if rule else "")
+    return CacheKey(
+        kind=kind,
+        type=type_,
+        prompt_version=version,
+        models=tier.models,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        content_sha256=hashlib.sha256(content.encode()).hexdigest(),
+        ttl_seconds=ttl,
+    )
+
+
+def lookup(conn: Connection, key: CacheKey) -> Cached | None:
+    row = conn.execute(LOOKUP, {"k": key.digest}).first()
+    if row is None:
+        return None
+    detail = json.loads(row.detail) if row.detail else None
+    return Cached(row.key, row.answer, row.model_used, row.used_fallback, detail, row.cost_usd, row.source_job_id)
+
+
+def store(conn: Connection, key: CacheKey, result: dict[str, Any]) -> None:
+    """Keep a succeeded JobResult's answer, with the job's whole cost (every attempt it took)."""
+    conn.execute(
+        STORE,
+        {
+            "k": key.digest,
+            "kind": key.kind,
+            "type": key.type,
+            "pv": key.prompt_version,
+            "models": ",".join(key.models),
+            "mt": key.max_tokens,
+            "temp": key.temperature,
+            "sha": key.content_sha256,
+            "answer": result["content"],
+            "model": result["model_used"],
+            "fb": bool(result["used_fallback"]),
+            "detail": None if result.get("detail") is None else json.dumps(result["detail"]),
+            "cost": Decimal(result["usage"]["cost_usd"]),
+            "job": result["job_id"],
+            "ttl": timedelta(seconds=key.ttl_seconds),
+        },
+    )
+
+
+def record_hit(conn: Connection, *, job_id: str, attempt: int, tier: str, cached: Cached) -> None:
+    """The hit's ``llm_calls`` row: no cost, and the original cost as ``saved_usd``."""
+    conn.execute(
+        RECORD_HIT,
+        {"j": job_id, "a": attempt, "tier": tier, "model": cached.model_used or "", "saved": cached.cost_usd},
+    )
+    conn.execute(COUNT_HIT, {"k": cached.key})
+
+
+def purge_expired(conn: Connection) -> int:
+    """Drop expired entries (lookups already ignore them); returns how many."""
+    return conn.execute(PURGE).rowcount

@@ -1,0 +1,110 @@
+"""Single-flight: identical requests in flight at once, across every worker process, make
+one provider call. The first takes a Redis lock on the cache key and calls; the others wait
+(bounded) until the lock is released, then find the leader's answer in the response cache.
+
+- The lock expires by itself (SINGLE_FLIGHT_LOCK_SECONDS), so a leader that dies frees it.
+- A leader that fails releases the lock without an answer: the next waiter leads.
+- A waiter whose wait runs out (SINGLE_FLIGHT_WAIT_SECONDS) calls the provider itself:
+  waiting is an optimisation and never fails a job. So is Redis: unreachable, everyone calls.
+- Only the lock is polled while waiting (a Redis round trip); Postgres is read once the
+  lock is free, so twenty waiters cost the database nothing until the answer exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Generic, TypeVar
+
+import redis
+
+from config import get_settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+KEY_PREFIX = "litink:flight:"
+POLL_SECONDS = 0.05
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class Lease:
+    """The leader's lock on one key; release it once the answer is stored (or the call failed)."""
+
+    flight: SingleFlight
+    key: str
+    token: str
+
+    def release(self) -> None:
+        self.flight.release(self)
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """Either this caller leads (``lease``), or another's answer is ready (``value``), or
+    neither (the wait ran out, or Redis is unreachable): call the provider unlocked."""
+
+    lease: Lease | None = None
+    value: T | None = None
+    waited_seconds: float = 0.0
+
+
+class SingleFlight:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        lock_seconds: float,
+        wait_seconds: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self._release = self._redis.register_script(_RELEASE)
+        self.lock_ms = int(lock_seconds * 1000)
+        self.wait_seconds = wait_seconds
+        self._sleep = sleep
+
+    def lead_or_wait(self, key: str, ready: Callable[[], T | None]) -> Outcome[T]:
+        """Lead the work for ``key``, or wait for the current leader's answer (``ready()``
+        reads it; it is asked only when the lock is free)."""
+        started = time.monotonic()
+        token = uuid.uuid4().hex
+        while True:
+            try:
+                acquired = self._redis.set(KEY_PREFIX + key, token, nx=True, px=self.lock_ms)
+            except redis.RedisError:
+                log.warning("single-flight lock unavailable; calling without it")
+                return Outcome()
+            waited = time.monotonic() - started
+            if acquired:
+                # A leader may have stored its answer and released just before we took the lock.
+                value = ready()
+                if value is not None:
+                    self.release(Lease(self, key, token))
+                    return Outcome(value=value, waited_seconds=waited)
+                return Outcome(lease=Lease(self, key, token), waited_seconds=waited)
+            if waited >= self.wait_seconds:
+                return Outcome(waited_seconds=waited)
+            self._sleep(POLL_SECONDS)
+
+    def release(self, lease: Lease) -> None:
+        try:
+            self._release(keys=[KEY_PREFIX + lease.key], args=[lease.token])
+        except redis.RedisError:
+            log.warning("single-flight lock not released; it expires by itself")
+
+
+@lru_cache(maxsize=1)
+def get_single_flight() -> SingleFlight:
+    s = get_settings()
+    return SingleFlight(
+        s.require_redis_url(), lock_seconds=s.single_flight_lock_seconds, wait_seconds=s.single_flight_wait_seconds
+    )
