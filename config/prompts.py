@@ -45,10 +45,20 @@ def analysis_messages(analysis_type: str, content: str) -> list[Message]:
     ]
 
 
+def preprocess_messages(chunk: str, part: int, parts: int, words: int) -> list[Message]:
+    """Messages asking the cheap model to condense one chunk of long content."""
+    section = _prompts()["preprocess"]
+    instruction = section["chunk"]["instruction"].format(part=part, parts=parts, words=words)
+    return [
+        {"role": "system", "content": section["system"]},
+        {"role": "user", "content": f"{instruction}\n\nMaterial:\n{chunk}"},
+    ]
+
+
 def template_version(kind: str, type_: str) -> str:
     """A short hash of the prompt template a job of ``kind``/``type_`` is sent with: editing a
     prompt changes it, so cached answers to the old prompt are never served for the new one."""
     section = _prompts()[kind]
-    template = {"system": section["system"], "type": section[type_]} if kind == "analysis" else section[type_]
+    template = {"system": section.get("system"), "type": section[type_]}
     canonical = json.dumps([USER_MESSAGE_VERSION, template], sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -113,7 +113,9 @@ def key_for(kind: str, type_: str, tier: Tier, content: str) -> CacheKey | None:
     if ttl <= 0:
         return None
     max_tokens, temperature, rule = request_shape(kind, tier, catalog)
-    version = template_version(kind, type_) + (f"+{rule}" if rule else "")
+    version = template_version(kind, type_)
+    if rule:  # the long-content rule shapes the answer too
+        version = hashlib.sha256(f"{version}+{rule}".encode()).hexdigest()[:16]
     return CacheKey(
         kind=kind,
         type=type_,

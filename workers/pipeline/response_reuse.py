@@ -20,14 +20,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from config import get_catalog
 from db.session import transaction
 from workers.llm import response_cache
-from workers.llm.response_cache import Cached
+from workers.llm.response_cache import Cached, CacheKey
 from workers.llm.single_flight import get_single_flight
 from workers.ops import metrics
-from workers.pipeline import jobs
+from workers.pipeline import jobs, long_content
 from workers.pipeline.job_result import job_result
 from workers.quotas import allowance as quotas
 
@@ -67,13 +68,21 @@ def run(
     metrics.cache_lookups.labels(tier=work.tier, kind=work.kind, outcome="miss").inc()
     try:
         result = provider_path(work, claim, sleep=sleep)
-        if result["status"] == "succeeded" and not result.get("cache_hit"):
-            with transaction() as conn:
-                response_cache.store(conn, key, result)
+        if result["status"] == "succeeded" and not result.get("cache_hit") and not long_content.degraded(result):
+            _store(key, result)
         return result
     finally:
         if flight.lease is not None:
             flight.lease.release()
+
+
+def _store(key: CacheKey, result: dict[str, Any]) -> None:
+    """Keep the answer; the job is already settled, so a failure here only costs a future hit."""
+    try:
+        with transaction() as conn:
+            response_cache.store(conn, key, result)
+    except SQLAlchemyError:
+        log.exception("answer not cached", extra={"job_id": result["job_id"], "tier": result["tier"]})
 
 
 def settle_hit(work: Work, claim: jobs.Claim, cached: Cached) -> dict[str, Any]:

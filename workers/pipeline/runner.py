@@ -23,7 +23,7 @@ from workers.llm.model_health import get_health  # issue 13: shared model health
 from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
-from workers.pipeline import jobs, response_reuse
+from workers.pipeline import jobs, long_content, response_reuse
 from workers.pipeline.job_result import job_result
 from workers.quotas import allowance as quotas
 from workers.quotas import spend_alerts
@@ -41,6 +41,7 @@ class Work:
     type: str
     tier: str
     content: str
+    note: str | None = None  # issue 13: what preprocessing did to the content (long_content.py)
 
 
 def prompt(work: Work, tier: Tier) -> tuple[list[dict[str, str]], int, float, str | None]:
@@ -48,7 +49,7 @@ def prompt(work: Work, tier: Tier) -> tuple[list[dict[str, str]], int, float, st
     if work.kind == "script":
         return script_messages(work.type, work.content), tier.max_tokens, tier.temperature, None
     analysis = get_catalog().analysis
-    note = None
+    note = work.note
     if len(work.content) > analysis.max_chars:
         note = f"analysed the first {analysis.max_chars} of {len(work.content)} characters"
     content = work.content[: analysis.max_chars]
@@ -74,6 +75,7 @@ def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
 def run_provider(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
     """Call the tier's model chain for a claimed job and settle it. Returns the JobResult."""
     tier = get_catalog().tier(work.tier)
+    work, claim = long_content.prepare(work, claim, tier, sleep=sleep)  # issue 13: condense long analyses
     messages, max_tokens, temperature, note = prompt(work, tier)
     client = get_client()
     attempt_no = claim.first_attempt
