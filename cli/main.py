@@ -166,6 +166,26 @@ def cmd_models_list(args) -> int:
     return 0
 
 
+def cmd_models_health(args) -> int:
+    from workers.llm.model_health import health_report
+
+    use_services()
+    report = health_report()
+    if args.json:
+        print(to_json(report))
+        return 0
+    rows = [
+        r | {"used_by": ", ".join(r["used_by"]), "window": f"{r['window_failures']}/{r['window_calls']} failed"}
+        for r in report["models"]
+    ]
+    print(
+        table(rows, ["model", "state", "reason", "cooldown_left_seconds", "consecutive_failures", "window", "used_by"])
+    )
+    if not report["enabled"]:
+        print("\nshared model health is off (MODEL_HEALTH_ENABLED=false): no model is skipped")
+    return 0
+
+
 def cmd_costs(args) -> int:
     from db.session import get_engine
     from workers.reporting.html import render_html
@@ -258,6 +278,9 @@ def parser() -> argparse.ArgumentParser:
     list_ = models.add_parser("list", help="each tier's models with price, context and availability")
     list_.add_argument("--json", action="store_true")
     list_.set_defaults(func=cmd_models_list)
+    health = models.add_parser("health", help="each model's shared health: healthy, unhealthy (skipped) or probing")
+    health.add_argument("--json", action="store_true")
+    health.set_defaults(func=cmd_models_health)
 
     costs = sub.add_parser("costs", help="the cost and margin report")
     costs.add_argument("--from", dest="date_from", type=date.fromisoformat, help="first day, YYYY-MM-DD")

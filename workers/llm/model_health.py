@@ -231,6 +231,22 @@ class ModelHealth:
         self._redis.delete(KEY_PREFIX + model)
 
 
+def health_report() -> dict[str, Any]:
+    """``litink models health``: every catalog model's shared state and the tiers using it."""
+    from config import get_catalog
+
+    catalog = get_catalog()
+    tiers_of: dict[str, list[str]] = {}
+    for tier in sorted(catalog.tiers.values(), key=lambda t: t.rank):
+        for model in tier.models:
+            tiers_of.setdefault(model, []).append(tier.name)
+    tiers_of.setdefault(catalog.analysis.preprocess_model, []).append("preprocessing")
+    s = get_settings()
+    board = ModelHealth(s.require_redis_url(), policy_from_settings())
+    rows = [row | {"used_by": tiers_of[row["model"]]} for row in board.snapshot(list(tiers_of))]
+    return {"enabled": s.model_health_enabled, "policy": policy_from_settings().__dict__, "models": rows}
+
+
 def policy_from_settings() -> HealthPolicy:
     s = get_settings()
     return HealthPolicy(

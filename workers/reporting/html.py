@@ -270,6 +270,23 @@ def _models_table(report: dict[str, Any]) -> str:
     )
 
 
+def _savings_table(report: dict[str, Any]) -> str:
+    """Cache hits, hit rate and money saved by tier and kind (issue 13)."""
+    rows = [
+        [
+            f"<td>{escape(tier)}</td>",
+            f"<td>{escape(kind)}</td>",
+            _fig(report, ("savings", "cache", "by_tier", tier, kind, "succeeded_jobs"), "int", "td"),
+            _fig(report, ("savings", "cache", "by_tier", tier, kind, "hits"), "int", "td"),
+            _fig(report, ("savings", "cache", "by_tier", tier, kind, "hit_rate"), "ratio", "td"),
+            _fig(report, ("savings", "cache", "by_tier", tier, kind, "saved_usd"), "money", "td"),
+        ]
+        for tier, kinds in report["savings"]["cache"]["by_tier"].items()
+        for kind in kinds
+    ]
+    return _table(["Tier", "Kind", "Succeeded jobs", "Cache hits", "Hit rate", "Saved"], rows, 2)
+
+
 def _changes(report: dict[str, Any]) -> str:
     totals = " ".join(
         f'<span class="card"><span class="label">{label}</span><br>'
@@ -323,6 +340,9 @@ def render_html(report: dict[str, Any]) -> str:
 {_card(report, "Profit margin", ("profit_margin",), "ratio")}
 {_card(report, "Fallback rate", ("fallback_rate", "overall", "rate"), "ratio")}
 {_card(report, "Finished jobs", ("fallback_rate", "overall", "finished_jobs"), "int")}
+{_card(report, "Cache hit rate", ("savings", "cache", "total", "hit_rate"), "ratio")}
+{_card(report, "Saved by the cache", ("savings", "cache", "total", "saved_usd"), "money")}
+{_card(report, "Preprocessing cost", ("savings", "preprocessing", "cost_usd"), "money")}
 </div>
 <h2>Cost by day and tier</h2>
 <div class="panel">{cost_by_day_chart(report)}<div class="legend">{legend}</div></div>
@@ -336,6 +356,8 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="panel">{_jobs_table(report)}</div>
 <h2>Models</h2>
 <div class="panel">{_models_table(report)}</div>
+<h2>Response cache savings</h2>
+<div class="panel">{_savings_table(report)}</div>
 <h2>Upgrades and downgrades</h2>
 <div class="panel">{_changes(report)}</div>
 <footer>

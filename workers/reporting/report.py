@@ -35,6 +35,7 @@ from sqlalchemy import Connection, text
 from config import get_catalog
 from db.models import JOB_STATUSES
 from workers.quotas.periods import utcnow
+from workers.reporting.cache_savings import savings
 
 DIRECTIONS = ("upgrade", "downgrade", "lateral")
 
@@ -163,6 +164,7 @@ def build_report(
         "revenue_by_tier": revenue_by_tier,
         "margin_by_tier": margin_by_tier,
         "subscription_changes": _subscription_changes(conn, window),
+        "savings": savings(conn, window, tiers),  # issue 13: cache hits and preprocessing
         "thresholds": {
             "failure_rate": money(thresholds.failure_rate),
             "min_calls": thresholds.min_calls,
@@ -309,6 +311,7 @@ def _model_stats(conn: Connection, window: dict) -> dict[str, dict[str, Any]]:
             " ROUND(AVG(latency_ms))::int AS avg_latency_ms,"
             " percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms"
             " FROM llm_calls WHERE created_at >= :start AND created_at < :end"
+            " AND status <> 'cache_hit'"  # provider calls only: a hit called nobody
             " GROUP BY model ORDER BY cost DESC, model"
         ),
         window,
@@ -334,7 +337,7 @@ def _chain_stats(conn: Connection, window: dict) -> dict[tuple[str, str], tuple[
         text(
             "SELECT tier, model, COUNT(*) AS calls, COUNT(*) FILTER (WHERE status = 'ok') AS ok,"
             " COALESCE(SUM(cost_usd), 0) AS cost FROM llm_calls"
-            " WHERE created_at >= :start AND created_at < :end GROUP BY tier, model"
+            " WHERE created_at >= :start AND created_at < :end AND status <> 'cache_hit' GROUP BY tier, model"
         ),
         window,
     )

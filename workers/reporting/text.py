@@ -44,8 +44,35 @@ def render_text(report: dict[str, Any]) -> str:
         for m, s in report["models"].items()
     ]
     out += ["", "By model", table(models, ["model", "calls", "failure rate", "cost", "avg ms", "p95 ms"])]
+    out += ["", *_savings(report)]
     changes = report["subscription_changes"]
     out += ["", f"Upgrades {changes['upgrades']}, downgrades {changes['downgrades']}"]
     if report["recommendations"]:
         out += ["", "Recommendations"] + [f"  - {r['message']}" for r in report["recommendations"]]
     return "\n".join(out)
+
+
+def _savings(report: dict[str, Any]) -> list[str]:
+    """Cache hits, hit rate and money saved by tier and kind; preprocessing cost."""
+    cache = report["savings"]["cache"]
+    total = cache["total"]
+    rows = [
+        {
+            "tier": tier,
+            "kind": kind,
+            "succeeded": e["succeeded_jobs"],
+            "hits": e["hits"],
+            "hit rate": _pct(e["hit_rate"]),
+            "saved": e["saved_usd"],
+        }
+        for tier, kinds in cache["by_tier"].items()
+        for kind, e in kinds.items()
+        if e["succeeded_jobs"] or e["hits"]
+    ]
+    pre = report["savings"]["preprocessing"]
+    return [
+        f"Response cache: {total['hits']} hits of {total['succeeded_jobs']} succeeded jobs"
+        f" ({_pct(total['hit_rate'])}), saved ${total['saved_usd']}",
+        table(rows, ["tier", "kind", "succeeded", "hits", "hit rate", "saved"]) if rows else "  (no jobs)",
+        f"Preprocessing (cheap model on long analyses): {pre['calls']} calls, ${pre['cost_usd']}",
+    ]
