@@ -105,10 +105,23 @@ class OpenRouterClient:
         )
 
     def complete(
-        self, model: str, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float,
+        response_format: dict[str, Any] | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if response_format is not None:  # structured output (batched analyses); OpenRouter passes it on
+            body["response_format"] = response_format
         try:
             # The SDK's own client (auth, headers, timeouts, error classes), asked for the raw
             # response: chat.completions.create would first walk the params through its

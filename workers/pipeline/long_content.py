@@ -10,43 +10,26 @@ fails the job by itself. A redelivered job condenses again (its attempts continu
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-
-from config import get_catalog, get_settings
+from config import get_catalog
 from config.prompts import preprocess_messages
 from config.tiers import Tier
-from db.session import transaction
-from workers.errors import DeferredRetry, FallbackError, ProviderError, RetryableError
-from workers.llm import costs
-from workers.llm.model_chain import run_chain
-from workers.llm.model_health import get_health
-from workers.llm.openrouter import Completion, get_client
+from workers.errors import DeferredRetry, ProviderError
 from workers.llm.preprocess import condense
-from workers.llm.provider_budget import provider_slot
-from workers.ops import metrics
 from workers.pipeline import jobs
+from workers.pipeline.attempts import Attempts
 
 if TYPE_CHECKING:
     from workers.pipeline.runner import Work
 
 log = logging.getLogger(__name__)
 
-MARK_PREPROCESS = text("UPDATE llm_calls SET purpose = 'preprocess' WHERE job_id = :j AND attempt = :a")
 DEGRADED = "summarising failed"  # starts the note of an analysis that fell back to truncation
 TOKENS_PER_WORD = 2  # headroom: a word is 1-2 tokens, and a summary cut short is still usable
-
-
-def _outcome(error: ProviderError | None) -> str:
-    if error is None:
-        return "ok"
-    return "retry" if isinstance(error, RetryableError) else "fallback" if isinstance(error, FallbackError) else "fatal"
 
 
 def prepare(
@@ -58,50 +41,15 @@ def prepare(
     if work.kind != "analysis" or tier.long_content != "summarize" or len(work.content) <= analysis.max_chars:
         return work, claim
     model = analysis.preprocess_model
-    numbers = itertools.count(claim.first_attempt)
-    lock = threading.Lock()
+    attempts = Attempts(work.job_id, claim.first_attempt, tier, sleep)
 
     def one_call(chunk: str, part: int, parts: int, words: int) -> str:
-        messages = preprocess_messages(chunk, part, parts, words)
-        started = [time.perf_counter()]
-
-        def call(m: str) -> Completion:
-            started[0] = time.perf_counter()
-            with provider_slot(m):
-                return get_client().complete(
-                    m, messages, max_tokens=words * TOKENS_PER_WORD, temperature=analysis.temperature
-                )
-
-        def on_attempt(m: str, error: ProviderError | None, completion: Completion | None) -> None:
-            with lock:
-                attempt = next(numbers)
-            latency = completion.latency_ms if completion else int((time.perf_counter() - started[0]) * 1000)
-            outcome = _outcome(error)
-            with transaction() as conn:
-                cost = costs.record_call(
-                    conn,
-                    job_id=work.job_id,
-                    attempt=attempt,
-                    tier=tier,
-                    model=m,
-                    usage=completion.usage if completion else error.usage,  # type: ignore[union-attr]
-                    status=outcome,
-                    latency_ms=latency,
-                    error_class=None if error is None else type(error).__name__,
-                    http_status=None if error is None else error.status,
-                )
-                conn.execute(MARK_PREPROCESS, {"j": work.job_id, "a": attempt})
-            metrics.llm_calls.labels(model=m, outcome=outcome).inc()
-            metrics.llm_cost.labels(tier=tier.name, model=m).inc(float(cost))
-
-        served = run_chain(
+        served = attempts.chain(
             (model,),
-            call,
-            policy=tier.retry,
-            in_process_cap=get_settings().retry_in_process_cap_seconds,
-            on_attempt=on_attempt,
-            sleep=sleep,
-            health=get_health(),
+            preprocess_messages(chunk, part, parts, words),
+            max_tokens=words * TOKENS_PER_WORD,
+            temperature=analysis.temperature,
+            purpose="preprocess",
         )
         return served.completion.content
 
@@ -125,8 +73,7 @@ def prepare(
             f" of {len(work.content)} characters"
         )
         content = work.content[: analysis.max_chars]
-    with lock:
-        next_attempt = next(numbers)
+    next_attempt = attempts.next_attempt
     return dataclasses.replace(work, content=content, note=note), dataclasses.replace(claim, first_attempt=next_attempt)
 
 
