@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-__all__ = ["CATALOG", "ModelInfo", "find_model"]
+__all__ = ["CATALOG", "STRUCTURED_OUTPUTS", "ModelInfo", "find_model"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,10 @@ _MODELS = [
 ]
 
 CATALOG: dict[str, ModelInfo] = {model.id: model for model in _MODELS}
+
+# Models that honour ``response_format: {"type": "json_schema"}`` (structured outputs). The
+# others ignore it and answer in prose, as many real providers do.
+STRUCTURED_OUTPUTS = frozenset(m.id for m in _MODELS if m.id.startswith(("openai/", "google/")))
 
 
 def find_model(model_id: str | None) -> ModelInfo | None:

@@ -17,13 +17,13 @@ from aiohttp import web
 
 from .auth import require_key
 from .calllog import CallRecord
-from .catalog import ModelInfo, find_model
+from .catalog import STRUCTURED_OUTPUTS, ModelInfo, find_model
 from .errors import error_response, json_response
 from .exactjson import dumps
 from .faults import ERROR_KINDS, FaultContext, FaultRule, fault_error
 from .responses import completion_body, new_generation_id, stream_chunk, usage_block
 from .state import STATE, EmulatorState
-from .writer import compose_reply, count_prompt_tokens, message_text
+from .writer import compose_reply, compose_structured, count_prompt_tokens, message_text
 
 __all__ = ["PROCESSING_COMMENT", "chat_completions"]
 
@@ -49,6 +49,7 @@ class Call:
     started: float  # monotonic, for the measured latency
     referer: str | None
     title: str | None
+    json_schema: dict[str, Any] | None = None  # response_format json_schema, when the model honours it
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,11 @@ class Outcome:
     finish_reason: str
     prompt_tokens: int
     error: dict[str, Any] | None = None
+    text: str | None = None  # a structured (JSON) answer, whose words only count its tokens
 
     @property
     def content(self) -> str:
-        return " ".join(self.words)
+        return self.text if self.text is not None else " ".join(self.words)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -113,7 +115,19 @@ def _new_call(state: EmulatorState, request: web.Request, payload: dict, arrived
         started=started,
         referer=request.headers.get("HTTP-Referer"),
         title=request.headers.get("X-Title"),
+        json_schema=_json_schema(payload, requested),
     )
+
+
+def _json_schema(payload: dict, requested: str) -> dict[str, Any] | None:
+    """The schema of a ``response_format: {"type": "json_schema"}`` the model honours, else None."""
+    response_format = payload.get("response_format")
+    if requested not in STRUCTURED_OUTPUTS or not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") != "json_schema" or not isinstance(response_format.get("json_schema"), dict):
+        return None
+    schema = response_format["json_schema"].get("schema")
+    return schema if isinstance(schema, dict) else None
 
 
 def _serving_model(state: EmulatorState, requested: str) -> ModelInfo | None:
@@ -186,6 +200,9 @@ def _outcome(call: Call, fault: str | None) -> Outcome:
             "metadata": {"provider_name": call.model.provider},
         }
         return Outcome([], "error", prompt_tokens, error)
+    if call.json_schema is not None and not call.stream:
+        structured = compose_structured(call.model.id, call.messages, call.json_schema, call.max_tokens)
+        return Outcome(structured.words, structured.finish_reason, prompt_tokens, text=structured.content)
     reply = compose_reply(call.model.id, call.messages, call.max_tokens)
     return Outcome(reply.words, reply.finish_reason, prompt_tokens)
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from .calllog import CallRecord
-from .catalog import CATALOG, ModelInfo
+from .catalog import CATALOG, STRUCTURED_OUTPUTS, ModelInfo
 from .exactjson import decimal_text
 
 __all__ = [
@@ -167,7 +167,8 @@ def _model_entry(model: ModelInfo) -> dict[str, Any]:
             "is_moderated": model.provider in ("OpenAI", "Anthropic"),
         },
         "per_request_limits": None,
-        "supported_parameters": ["max_tokens", "temperature", "top_p", "stop", "stream"],
+        "supported_parameters": ["max_tokens", "temperature", "top_p", "stop", "stream"]
+        + (["response_format", "structured_outputs"] if model.id in STRUCTURED_OUTPUTS else []),
     }
 
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Reply", "compose_reply", "count_prompt_tokens", "message_text", "reply_tag"]
+__all__ = ["Reply", "compose_reply", "compose_structured", "count_prompt_tokens", "message_text", "reply_tag"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _FALLBACK_WORDS = ["litink", "scene", "story", "frame", "light", "voice", "moment", "page"]
@@ -73,6 +73,24 @@ def compose_reply(model: str, messages: list[Any], max_tokens: int | None) -> Re
         words = words[:max_tokens]
         finish_reason = "length"
     return Reply(content=" ".join(words), words=words, finish_reason=finish_reason)
+
+
+def compose_structured(model: str, messages: list[Any], schema: dict[str, Any], max_tokens: int | None) -> Reply:
+    """A JSON object answering ``schema``: one composed reply per string property, in order.
+    One word is one completion token, plus one per property for the JSON around it; cut by
+    ``max_tokens`` the JSON is left unterminated, as a real model's would be."""
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    answer: dict[str, str] = {}
+    words: list[str] = []
+    for name in properties:
+        reply = compose_reply(model, [*messages, {"role": "user", "content": str(name)}], None)
+        answer[str(name)] = reply.content
+        words += [*reply.words, "{json}"]
+    content = json.dumps(answer)
+    if max_tokens is not None and max_tokens < len(words):
+        kept = max_tokens / len(words)
+        return Reply(content=content[: int(len(content) * kept)], words=words[:max_tokens], finish_reason="length")
+    return Reply(content=content, words=words, finish_reason="stop")
 
 
 def _digest(model: str, messages: list[Any]) -> str:
