@@ -55,10 +55,35 @@ def preprocess_messages(chunk: str, part: int, parts: int, words: int) -> list[M
     ]
 
 
+def batch_messages(types: list[str], content: str) -> list[Message]:
+    """Messages asking for several analyses at once, one JSON key per type."""
+    section = _prompts()["analysis"]
+    requests = "\n".join(f"- {t}: {section[t]['instruction']}" for t in types)
+    return [
+        {"role": "system", "content": _prompts()["batch"]["system"]},
+        {"role": "user", "content": f"Requests:\n{requests}\n\nMaterial:\n{content}"},
+    ]
+
+
+def batch_response_format(types: list[str]) -> dict:
+    """The ``response_format`` (a strict JSON schema) of a batched analysis."""
+    section = _prompts()["analysis"]
+    schema = {
+        "type": "object",
+        "properties": {t: {"type": "string", "description": section[t]["instruction"]} for t in types},
+        "required": list(types),
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "analyses", "strict": True, "schema": schema}}
+
+
 def template_version(kind: str, type_: str) -> str:
     """A short hash of the prompt template a job of ``kind``/``type_`` is sent with: editing a
     prompt changes it, so cached answers to the old prompt are never served for the new one."""
     section = _prompts()[kind]
-    template = {"system": section.get("system"), "type": section[type_]}
+    if kind == "analysis" and "+" in type_:  # a batch: every type's template and the batch's own
+        template = {"batch": _prompts()["batch"], "types": [section[t] for t in type_.split("+")]}
+    else:
+        template = {"system": section.get("system"), "type": section[type_]}
     canonical = json.dumps([USER_MESSAGE_VERSION, template], sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -34,7 +34,9 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16), comment="script or analysis")
-    type: Mapped[str] = mapped_column(String(32), comment="cinematic, summary, ...")
+    type: Mapped[str] = mapped_column(
+        String(64), comment="cinematic, summary, ... (a batched analysis: summary+keywords+...)"
+    )
     tier: Mapped[str] = mapped_column(String(32), comment="tier at submission")
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))

@@ -52,13 +52,13 @@ class LitinkClient:
         self,
         user_id: str,
         content: str,
-        analysis_type: str = "summary",
+        analysis_type: str | list[str] = "summary",
         *,
         idempotency_key: str | None = None,
         notify: str | dict | None = None,
         job_id: str | None = None,
     ) -> str:
-        """Enqueue an analysis job; returns its job id."""
+        """Enqueue an analysis job (a list of types: one batched job); returns its job id."""
         return self._send(
             "litink.submit_analysis",
             {

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from tasks.generation import run_job
 from workers.app import app
+from workers.pipeline import batch_types as batch
 from workers.pipeline.admission import admit
 from workers.pipeline.validation import JobRequest
 from workers.quotas.periods import utcnow
@@ -80,5 +81,6 @@ def submit_script(self, user_id, content, script_type="cinematic", idempotency_k
 
 @app.task(bind=True, base=IntakeTask, name="litink.submit_analysis")
 def submit_analysis(self, user_id, content, analysis_type="summary", idempotency_key=None, notify=None):
-    """Analyse the content (summary, keywords, difficulty, genre, characters)."""
-    return _submit(self, "analysis", analysis_type, user_id, content, idempotency_key, notify)
+    """Analyse the content (summary, keywords, difficulty, genre, characters); a list of types
+    runs them together in one provider call (workers/pipeline/batch.py)."""
+    return _submit(self, "analysis", batch.normalise(analysis_type), user_id, content, idempotency_key, notify)

@@ -29,3 +29,6 @@ cache_lookups = Counter(
     ["tier", "kind", "outcome"],
 )
 cache_saved = Counter("litink_response_cache_saved_usd", "What cache hits would have cost, in USD", ["tier", "kind"])
+batched_analyses = Counter(
+    "litink_batched_analyses", "Batched analysis jobs by how they were answered (batched, per_type)", ["tier", "mode"]
+)

@@ -15,6 +15,7 @@ from config import get_catalog, get_settings
 from config.tiers import Tier
 from db.session import transaction
 from workers.ops import metrics
+from workers.pipeline import batch_types as batch
 from workers.pipeline import jobs
 from workers.pipeline.job_result import FINISHED, job_result, unrecorded_rejection
 from workers.pipeline.validation import JobRequest, shape_errors, size_errors
@@ -67,7 +68,7 @@ def admit(req: JobRequest) -> Admission:
         period = quota_period(now, st.period_start, st.period_end)
         if not jobs.insert(conn, req, tier.name, status="queued", quota_period=period[0]):
             return _resume(_existing(conn, req), req)  # a concurrent twin committed first
-        reservation = quotas.reserve(conn, req.user_id, req.kind, tier, period)
+        reservation = quotas.reserve(conn, req.user_id, req.kind, tier, period, units=batch.units(req.kind, req.type))
         if not reservation.taken:
             jobs.reject(conn, req.job_id, reservation.reason, reservation.detail)
             return _rejected(conn, req, tier, reservation.reason)

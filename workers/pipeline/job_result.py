@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,14 @@ def money(value: Decimal | None) -> str:
 
 
 def job_result(row: Any) -> dict[str, Any]:
+    result = _job_result(row)
+    if row.kind == "analysis" and "+" in row.type:  # a batched analysis (workers/pipeline/batch.py)
+        result["type"] = row.type.split("+")
+        result["answers"] = json.loads(row.result_content) if row.result_content else None
+    return result
+
+
+def _job_result(row: Any) -> dict[str, Any]:
     return {
         "job_id": row.id,
         "status": row.status,

@@ -23,7 +23,7 @@ from workers.llm.model_health import get_health  # issue 13: shared model health
 from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
-from workers.pipeline import jobs, long_content, response_reuse
+from workers.pipeline import batch, jobs, long_content, response_reuse
 from workers.pipeline.job_result import job_result
 from workers.quotas import allowance as quotas
 from workers.quotas import spend_alerts
@@ -76,6 +76,8 @@ def run_provider(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, A
     """Call the tier's model chain for a claimed job and settle it. Returns the JobResult."""
     tier = get_catalog().tier(work.tier)
     work, claim = long_content.prepare(work, claim, tier, sleep=sleep)  # issue 13: condense long analyses
+    if batch.is_batch(work.kind, work.type):  # issue 13: several analyses in one call
+        return batch.run(work, claim, tier, sleep=sleep)
     messages, max_tokens, temperature, note = prompt(work, tier)
     client = get_client()
     attempt_no = claim.first_attempt

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from config.prompts import analysis_types, script_types
+from workers.pipeline import batch_types as batch
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
@@ -34,7 +35,7 @@ def shape_errors(req: JobRequest) -> dict[str, str]:
         errors["content"] = "must be a non-empty string"
     known = script_types() if req.kind == "script" else analysis_types()
     field = "script_type" if req.kind == "script" else "analysis_type"
-    if req.type not in known:
+    if not (batch.known(req.type) if req.kind == "analysis" else req.type in known):  # issue 13: lists
         errors[field] = f"unknown {field} {req.type!r}; one of: {', '.join(known)}"
     key = req.idempotency_key
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY):

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from config.tiers import Tier, remaining
+from workers.pipeline.batch_types import units as batch_units
 from workers.quotas.periods import quota_period
 from workers.quotas.subscriptions import standing
 
@@ -24,10 +25,10 @@ COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
 
 def _reserve_statement(column: str):
     return text(
-        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, 1)"
-        f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + 1,"
+        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, :n)"
+        f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + :n,"
         " updated_at = now()"
-        f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} < CAST(:lim AS integer))"
+        f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} + :n <= CAST(:lim AS integer))"
         "   AND (CAST(:cap AS numeric) IS NULL OR quota_usage.spend_usd < CAST(:cap AS numeric))"
         f" RETURNING {column}"
     )
@@ -48,29 +49,35 @@ class Reservation:
     detail: dict[str, Any] | None = None
 
 
-def reserve(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Reservation:
-    """Take one unit of ``kind`` for ``user_id`` in ``period``, or say why not."""
+def reserve(
+    conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date], *, units: int = 1
+) -> Reservation:
+    """Take ``units`` of ``kind`` (a batched analysis takes one per type) for ``user_id`` in
+    ``period``, all or none, or say why not."""
     COLUMN[kind]
     limit = tier.allowance(kind)
     cap = tier.spend_cap_usd
-    if limit is not None and limit < 1:
-        return _refusal(conn, user_id, kind, tier, period)
+    if limit is not None and limit < units:
+        return _refusal(conn, user_id, kind, tier, period, units)
     taken = conn.execute(
         RESERVE[kind],
-        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap},
+        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap, "n": units},
     ).first()
     if taken is not None:
         return Reservation(True)
-    return _refusal(conn, user_id, kind, tier, period)
+    return _refusal(conn, user_id, kind, tier, period, units)
 
 
-def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Reservation:
+def _refusal(
+    conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date], units: int = 1
+) -> Reservation:
     row = _row(conn, user_id, period[0])
     used = getattr(row, COLUMN[kind], 0) if row else 0
     spend = row.spend_usd if row else Decimal(0)
     limit = tier.allowance(kind)
-    if limit is not None and used >= limit:
+    if limit is not None and used + units > limit:
         noun = "scripts (videos)" if kind == "script" else "analyses"
+        asked = f" This request needs {units}." if units > 1 else ""
         return Reservation(
             False,
             "quota_exceeded",
@@ -79,8 +86,8 @@ def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tupl
                 "limit": limit,
                 "period_start": period[0].isoformat(),
                 "period_end": period[1].isoformat(),
-                "message": f"Monthly limit reached: you have used {used} of {limit} {noun} on the {tier.name} tier."
-                " Upgrade your subscription for a larger allowance.",
+                "message": f"Monthly limit reached: you have used {used} of {limit} {noun}"
+                f" on the {tier.name} tier.{asked} Upgrade your subscription for a larger allowance.",
             },
         )
     return Reservation(
@@ -108,7 +115,7 @@ def refund(conn: Connection, job_id: str) -> bool:
     job = conn.execute(
         text(
             "UPDATE jobs SET quota_refunded = true WHERE id = :j AND NOT quota_refunded"
-            " AND quota_period IS NOT NULL RETURNING user_id, kind, quota_period"
+            " AND quota_period IS NOT NULL RETURNING user_id, kind, type, quota_period"
         ),
         {"j": job_id},
     ).first()
@@ -117,10 +124,10 @@ def refund(conn: Connection, job_id: str) -> bool:
     column = COLUMN[job.kind]
     conn.execute(
         text(
-            f"UPDATE quota_usage SET {column} = {column} - 1, updated_at = now()"
+            f"UPDATE quota_usage SET {column} = greatest({column} - :n, 0), updated_at = now()"
             f" WHERE user_id = :u AND period_start = :s AND {column} > 0"
         ),
-        {"u": job.user_id, "s": job.quota_period},
+        {"u": job.user_id, "s": job.quota_period, "n": batch_units(job.kind, job.type)},
     )
     return True
 

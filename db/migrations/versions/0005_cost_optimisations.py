@@ -1,4 +1,4 @@
-"""cost optimisations: response cache, cache hits and preprocessing in the ledger
+"""cost optimisations: response cache, cache hits, preprocessing and batched analyses in the ledger
 
 Revision ID: 0005
 Revises: 0001
@@ -65,6 +65,15 @@ def upgrade() -> None:
         comment="ok, retry, fallback, fatal or cache_hit",
         existing_comment="ok, retry, fallback or fatal",
     )
+    op.alter_column(
+        "jobs",
+        "type",
+        existing_type=sa.String(length=32),
+        type_=sa.String(length=64),
+        existing_nullable=False,
+        existing_comment="cinematic, summary, ...",
+        comment="cinematic, summary, ... (a batched analysis: summary+keywords+...)",
+    )
     op.add_column(
         "jobs",
         sa.Column(
@@ -79,6 +88,15 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("jobs", "cache_hit")
+    op.alter_column(
+        "jobs",
+        "type",
+        existing_type=sa.String(length=64),
+        type_=sa.String(length=32),
+        existing_nullable=False,
+        existing_comment="cinematic, summary, ... (a batched analysis: summary+keywords+...)",
+        comment="cinematic, summary, ...",
+    )
     op.alter_column(
         "llm_calls",
         "status",

@@ -1,0 +1,75 @@
+"""Several analyses of one content in one provider call, with a per-type fallback."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from sqlalchemy import text
+
+ALL_TYPES = ["summary", "keywords", "difficulty", "genre", "characters"]
+CHAPTER = "Mara, the harbour master's daughter, counts the boats each dusk and waits for her brother's sail."
+
+
+def rows_of(db, job_id):
+    return db.execute(
+        text("SELECT model, status, cost_usd FROM llm_calls WHERE job_id = :j ORDER BY attempt"), {"j": job_id}
+    ).all()
+
+
+def analyses_used(db, user):
+    return db.execute(text("SELECT analyses_used FROM quota_usage WHERE user_id = :u"), {"u": user}).scalar()
+
+
+def test_five_analyses_run_in_one_structured_call_and_take_five_units(worker, client, faults, db, subscribe):
+    # Given a premium user, whose model supports structured outputs
+    subscribe("editor", "premium")
+    # When they ask for every analysis of a chapter at once
+    result = client.result(client.submit_analysis("editor", CHAPTER, analysis_type=ALL_TYPES), timeout=60)
+    # Then one provider call answered all five, each by type
+    assert result["status"] == "succeeded", result
+    assert len(faults.calls()) == 1
+    assert result["type"] == ALL_TYPES
+    assert set(result["answers"]) == set(ALL_TYPES) and all(result["answers"].values())
+    assert json.loads(result["content"]) == result["answers"]
+    assert [r.status for r in rows_of(db, result["job_id"])] == ["ok"]
+    # And the quota counts one analysis per type
+    assert analyses_used(db, "editor") == 5
+
+
+def test_a_model_without_structured_outputs_falls_back_to_one_call_per_type(worker, client, faults, db):
+    # Given a free user, whose primary model answers the batched request in prose
+    types = ["summary", "genre", "characters"]
+    result = client.result(client.submit_analysis("reader", CHAPTER, analysis_type=types), timeout=60)
+    # Then the answers still come by type, from one call per type after the batched attempt
+    assert result["status"] == "succeeded", result
+    assert list(result["answers"]) == types
+    assert "gave no structured answer; one call per type" in result["detail"]
+    rows = rows_of(db, result["job_id"])
+    assert len(rows) == 4 and all(r.status == "ok" for r in rows)
+    # And every call is in the ledger at what the provider charged
+    assert Decimal(result["usage"]["cost_usd"]) == sum(Decimal(c["cost"]) for c in faults.calls())
+
+
+def test_a_batch_larger_than_the_allowance_left_is_refused_whole(worker, client, faults, db):
+    client.result(client.submit_analysis("thrifty", "One."), timeout=60)
+    db.execute(text("UPDATE quota_usage SET analyses_used = 18 WHERE user_id = 'thrifty'"))
+    result = client.result(client.submit_analysis("thrifty", CHAPTER, analysis_type=ALL_TYPES[:3]), timeout=60)
+    assert result["status"] == "rejected" and result["reason"] == "quota_exceeded"
+    assert "This request needs 3" in result["detail"]["message"]
+    assert analyses_used(db, "thrifty") == 18
+
+
+def test_a_failed_batch_gives_every_unit_back(worker, client, faults, db):
+    faults.inject("*", "bad_gateway", times=-1)
+    result = client.result(client.submit_analysis("unlucky", CHAPTER, analysis_type=ALL_TYPES[:2]), timeout=60)
+    assert result["status"] == "failed" and result["reason"] == "provider_error"
+    assert analyses_used(db, "unlucky") == 0
+
+
+def test_an_unknown_type_in_the_list_is_invalid_input(worker, client, faults):
+    result = client.result(
+        client.submit_analysis("reader", CHAPTER, analysis_type=["summary", "sentiment"]), timeout=30
+    )
+    assert result["status"] == "rejected" and result["reason"] == "invalid_input"
+    assert "analysis_type" in result["detail"]
