@@ -49,6 +49,9 @@ def test_a_model_without_structured_outputs_falls_back_to_one_call_per_type(work
     assert len(rows) == 4 and all(r.status == "ok" for r in rows)
     # And every call is in the ledger at what the provider charged
     assert Decimal(result["usage"]["cost_usd"]) == sum(Decimal(c["cost"]) for c in faults.calls())
+    # And the next batch on that model skips the unusable batched call
+    again = client.result(client.submit_analysis("reader-2", CHAPTER + " Again.", analysis_type=types), timeout=60)
+    assert list(again["answers"]) == types and len(rows_of(db, again["job_id"])) == 3
 
 
 def test_a_batch_larger_than_the_allowance_left_is_refused_whole(worker, client, faults, db):

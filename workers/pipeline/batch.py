@@ -25,6 +25,7 @@ from config.prompts import analysis_messages, batch_messages, batch_response_for
 from config.tiers import Tier
 from db.session import transaction
 from workers.errors import FallbackError, FatalProviderError, ProviderError, RetryableError
+from workers.llm.capabilities import lacks_structured_outputs, remember_no_structured_outputs
 from workers.llm.model_chain import Served
 from workers.ops import metrics
 from workers.pipeline import jobs
@@ -56,22 +57,26 @@ def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None
     attempts = Attempts(work.job_id, claim.first_attempt, tier, sleep)
     answers: dict[str, str] | None = None
     served: Served | None = None
-    try:
-        served = attempts.chain(
-            tier.models,
-            batch_messages(types, content),
-            max_tokens=analysis.max_tokens * len(types),
-            temperature=analysis.temperature,
-            purpose="answer",
-            response_format=batch_response_format(types),
-        )
-        answers = parse(served.completion.content, types)
-        if answers is None:
-            notes.append(f"{served.model} gave no structured answer; one call per type")
-    except FatalProviderError as exc:
-        return _settle_failure(work, claim, tier, exc, "; ".join(notes) or None)
-    except (RetryableError, FallbackError) as exc:
-        notes.append(f"the batched call failed ({type(exc).__name__}); one call per type")
+    if lacks_structured_outputs(tier.models[0]):
+        notes.append(f"{tier.models[0]} gives no structured answers; one call per type")
+    else:
+        try:
+            served = attempts.chain(
+                tier.models,
+                batch_messages(types, content),
+                max_tokens=analysis.max_tokens * len(types),
+                temperature=analysis.temperature,
+                purpose="answer",
+                response_format=batch_response_format(types),
+            )
+            answers = parse(served.completion.content, types)
+            if answers is None:
+                remember_no_structured_outputs(served.model)
+                notes.append(f"{served.model} gave no structured answer; one call per type")
+        except FatalProviderError as exc:
+            return _settle_failure(work, claim, tier, exc, "; ".join(notes) or None)
+        except (RetryableError, FallbackError) as exc:
+            notes.append(f"the batched call failed ({type(exc).__name__}); one call per type")
     mode = "batched"
     if answers is None:
         try:
