@@ -166,7 +166,7 @@ def cmd_models_list(args) -> int:
     return 0
 
 
-def cmd_models_health(args) -> int:
+def cmd_models_health(args: argparse.Namespace) -> int:
     from workers.llm.model_health import health_report
 
     use_services()

@@ -29,7 +29,7 @@ from workers.llm.response_cache import Cached, CacheKey
 from workers.llm.single_flight import get_single_flight
 from workers.ops import metrics
 from workers.pipeline import jobs, long_content
-from workers.pipeline.job_result import job_result
+from workers.pipeline.job_result import JobResult, job_result
 from workers.quotas import allowance as quotas
 
 if TYPE_CHECKING:
@@ -39,12 +39,12 @@ log = logging.getLogger(__name__)
 
 MARK_HIT = text("UPDATE jobs SET cache_hit = true WHERE id = :j AND deliveries = :d AND status = 'running'")
 
-RunProvider = Callable[..., dict[str, Any]]
+RunProvider = Callable[..., Any]  # runner.run_provider: returns the JobResult
 
 
 def run(
     work: Work, claim: jobs.Claim, provider_path: RunProvider, sleep: Callable[[float], None] = time.sleep
-) -> dict[str, Any]:
+) -> JobResult:
     """The JobResult of a claimed job, bought at most once per cache key."""
     tier = get_catalog().tier(work.tier)
     key = response_cache.key_for(work.kind, work.type, tier, work.content)
@@ -76,7 +76,7 @@ def run(
             flight.lease.release()
 
 
-def _store(key: CacheKey, result: dict[str, Any]) -> None:
+def _store(key: CacheKey, result: Any) -> None:
     """Keep the answer; the job is already settled, so a failure here only costs a future hit."""
     try:
         with transaction() as conn:
@@ -85,7 +85,7 @@ def _store(key: CacheKey, result: dict[str, Any]) -> None:
         log.exception("answer not cached", extra={"job_id": result["job_id"], "tier": result["tier"]})
 
 
-def settle_hit(work: Work, claim: jobs.Claim, cached: Cached) -> dict[str, Any]:
+def settle_hit(work: Work, claim: jobs.Claim, cached: Cached) -> JobResult:
     """Finish a claimed job with a cached answer: no provider call, a zero-cost ledger row."""
     with transaction() as conn:
         response_cache.record_hit(conn, job_id=work.job_id, attempt=claim.first_attempt, tier=work.tier, cached=cached)
