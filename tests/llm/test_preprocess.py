@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from workers.llm.preprocess import condense, split
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
 
 def test_chunks_are_cut_at_paragraph_boundaries_and_never_exceed_the_size():
