@@ -79,6 +79,9 @@ class CacheSettings(_Frozen):
     analysis_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     script_ttl_seconds: int = Field(default=24 * 3600, ge=0)
     hit_takes_quota: bool = True
+    # Shared: identical content from any user is one answer. Per user: the user's id is part of
+    # the key, so a hit never tells anyone that someone else submitted the same content.
+    shared_across_users: bool = True
 
 
 class Tier(_Frozen):

@@ -91,3 +91,15 @@ def test_scripts_are_cached_only_for_tiers_that_opt_in():
     assert catalog.cache_ttl("script", free) == 0
     opted_in = free.model_copy(update={"cache_scripts": True})
     assert catalog.cache_ttl("script", opted_in) == catalog.cache.script_ttl_seconds
+
+
+def test_answers_are_shared_across_users_unless_the_catalog_keeps_them_per_user():
+    from workers.llm.response_cache import key_for
+
+    catalog = get_catalog()
+    free = catalog.tier("free")
+    shared = {key_for("analysis", "summary", free, ESSAY, user).digest for user in ("a", "b")}
+    assert len(shared) == 1  # the default: identical content is one answer for everyone
+    private = catalog.model_copy(update={"cache": catalog.cache.model_copy(update={"shared_across_users": False})})
+    per_user = {key_for("analysis", "summary", free, ESSAY, user, catalog=private).digest for user in ("a", "b")}
+    assert len(per_user) == 2

@@ -8,8 +8,9 @@ The key is the sha256 of everything that shapes the answer:
 
 The content's hash is taken before any truncation or summarising, and the analysis's
 long-content handling is part of the template version, so a cached answer is exactly the one
-this request would have produced. The user and the tier's name are not in the key: two tiers
-with the same model chain share answers, which is the point.
+this request would have produced. The tier's name is not in the key: two tiers with the same model
+chain share answers, which is the point. Neither is the user, unless the catalog's
+``cache.shared_across_users`` is false (then a hit never reveals another user's submission).
 
 A hit is written to ``llm_calls`` as ``status = 'cache_hit'``, ``cost_usd = 0``,
 ``cost_source = 'none'`` and ``saved_usd`` = the original answer's cost; no provider call is made.
@@ -67,6 +68,7 @@ class CacheKey:
     temperature: float
     content_sha256: str
     ttl_seconds: int
+    user_scope: str | None = None  # the user id when answers are not shared across users
 
     @property
     def digest(self) -> str:
@@ -79,6 +81,8 @@ class CacheKey:
             self.temperature,
             self.content_sha256,
         ]
+        if self.user_scope is not None:
+            parts.append(self.user_scope)
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -106,9 +110,11 @@ def request_shape(kind: str, tier: Tier, catalog: Catalog) -> tuple[int, float, 
     return a.max_tokens, a.temperature, rule
 
 
-def key_for(kind: str, type_: str, tier: Tier, content: str) -> CacheKey | None:
+def key_for(
+    kind: str, type_: str, tier: Tier, content: str, user_id: str | None = None, *, catalog: Catalog | None = None
+) -> CacheKey | None:
     """The cache key of a request, or None when its kind is not cached for this tier."""
-    catalog = get_catalog()
+    catalog = catalog or get_catalog()
     ttl = catalog.cache_ttl(kind, tier)
     if ttl <= 0:
         return None
@@ -125,6 +131,7 @@ def key_for(kind: str, type_: str, tier: Tier, content: str) -> CacheKey | None:
         temperature=temperature,
         content_sha256=hashlib.sha256(content.encode()).hexdigest(),
         ttl_seconds=ttl,
+        user_scope=None if catalog.cache.shared_across_users else user_id,
     )
 
 

@@ -47,7 +47,7 @@ def run(
 ) -> JobResult:
     """The JobResult of a claimed job, bought at most once per cache key."""
     tier = get_catalog().tier(work.tier)
-    key = response_cache.key_for(work.kind, work.type, tier, work.content)
+    key = response_cache.key_for(work.kind, work.type, tier, work.content, work.user_id)
     if key is None:
         return provider_path(work, claim, sleep=sleep)
 
