@@ -33,7 +33,7 @@ def test_a_long_analysis_on_a_summarising_tier_reads_cheap_summaries_and_records
     rows = rows_of(db, result["job_id"])
     pre = [r for r in rows if r.purpose == "preprocess"]
     assert len(pre) == 4 and all(r.model == CHEAP and r.status == "ok" and r.cost_usd > 0 for r in pre)
-    assert [(r.model, r.purpose) for r in rows[len(pre) :]] == [(PREMIUM_MODEL, "answer")]
+    assert [r.model for r in rows if r.purpose == "answer"] == [PREMIUM_MODEL]
     # And the job's cost is every call's, to the last digit of what the provider reported
     assert Decimal(result["usage"]["cost_usd"]) == sum(Decimal(c["cost"]) for c in faults.calls())
     assert len(faults.calls()) == 5
@@ -46,9 +46,10 @@ def test_when_summarising_fails_the_analysis_falls_back_to_reading_the_start(wor
     faults.inject(CHEAP, "bad_request", times=-1)
     result = client.result(client.submit_analysis("novelist", CHAPTER, analysis_type="summary"), timeout=60)
     assert result["status"] == "succeeded", result
-    assert result["detail"].startswith("summarising failed (FallbackError); analysed the first 3000")
+    assert "summarising failed (FallbackError); analysed the first 3000" in result["detail"]
     rows = rows_of(db, result["job_id"])
-    assert [r.status for r in rows if r.purpose == "preprocess"] and rows[-1].model == PREMIUM_MODEL
+    assert [r.status for r in rows if r.purpose == "preprocess"]
+    assert [r.model for r in rows if r.purpose == "answer"] == [PREMIUM_MODEL]
     # And a degraded answer is not cached: the next identical request tries to summarise again
     assert db.execute(text("SELECT count(*) FROM response_cache")).scalar() == 0
 
