@@ -203,6 +203,37 @@ def cmd_webhooks(args) -> int:
     return 0
 
 
+def cmd_stripe_events(args) -> int:
+    from db.session import get_engine
+    from workers.billing import list_events
+
+    use_services()
+    try:
+        with get_engine().connect() as conn:
+            rows = list_events(conn, state=args.state, limit=args.limit)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(
+        to_json(rows)
+        if args.json
+        else table(rows, ["event_id", "type", "state", "outcome", "attempts", "received_at", "error"])
+    )
+    return 0
+
+
+def cmd_stripe_replay(args) -> int:
+    from workers.billing import replay_event
+
+    use_services()
+    result = replay_event(args.event_id)
+    if result is None:
+        print(f"no event {args.event_id} with a stored body in the inbox", file=sys.stderr)
+        return 1
+    print(to_json(result.as_dict()) if args.json else f"{result.event_id} ({result.type}): {result.outcome}")
+    return 0 if not result.outcome.startswith(("failed", "invalid_payload")) else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="litink", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,6 +305,19 @@ def parser() -> argparse.ArgumentParser:
     hooks.add_argument("--host", default="0.0.0.0")
     hooks.add_argument("--port", type=int)
     hooks.set_defaults(func=cmd_webhooks)
+
+    stripe = sub.add_parser("stripe", help="the Stripe event inbox").add_subparsers(
+        dest="stripe_command", required=True
+    )
+    stripe_events = stripe.add_parser("events", help="the newest events in the inbox, with their state")
+    stripe_events.add_argument("--state", choices=["received", "applied", "ignored", "failed"])
+    stripe_events.add_argument("--limit", type=int, default=50)
+    stripe_events.add_argument("--json", action="store_true")
+    stripe_events.set_defaults(func=cmd_stripe_events)
+    replay = stripe.add_parser("replay", help="process one stored event again (after a fix)")
+    replay.add_argument("event_id")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(func=cmd_stripe_replay)
     return p
 
 
