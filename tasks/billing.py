@@ -85,7 +85,7 @@ def process_stripe_event(event_id: str) -> dict[str, str | None]:
 def sweep_stripe_events() -> dict[str, int]:
     ids = events.sweep(utcnow())
     for event_id in ids:
-        process_stripe_event.apply_async(kwargs={"event_id": event_id}, queue=BILLING_QUEUE)
+        process_stripe_event.apply_async(kwargs={"event_id": event_id}, queue=BILLING_QUEUE, ignore_result=True)
     if ids:
         logger.warning("Stripe inbox: %d received events queued again", len(ids))
     return {"queued": len(ids)}

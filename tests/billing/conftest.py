@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import pytest
 from aiohttp import web
 
-from config import get_settings
+from config import Settings, get_settings
 from workers.billing import handle_event
 
 WEBHOOK_SECRET = "whsec_test_litink"
@@ -265,7 +265,7 @@ def fake_stripe(_fake_stripe_server: FakeStripe) -> FakeStripe:
 
 
 @pytest.fixture(autouse=True)
-def stripe_settings(monkeypatch: pytest.MonkeyPatch, _fake_stripe_server: FakeStripe):
+def stripe_settings(monkeypatch: pytest.MonkeyPatch, _fake_stripe_server: FakeStripe) -> Iterator[Settings]:
     """Stripe configured for every billing test: keys, three priced tiers, the fake API.
     Settings are read once per process, so the cache is cleared on the way in and out."""
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_litink")
@@ -393,7 +393,7 @@ class Events:
         """A customer.subscription.* event. ``legacy`` puts the period on the subscription
         itself, as API versions before 2025-03-31 did."""
         period_end = period_end or period_start + timedelta(days=30)
-        price_id = price or PRICES[tier]
+        price_id = price or PRICES[tier or ""]
         self._known_to_stripe(
             subscription, price=price_id, customer=customer, user_id=user_id, tier=None, created=created, status=status
         )

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +42,7 @@ class Receiver:
     url: str
     process: subprocess.Popen[bytes]
 
-    def post(self, body: str | bytes, signature: str | None, **kwargs: Any) -> requests.Response:
+    def post(self, body: str | bytes | Iterable[bytes], signature: str | None, **kwargs: Any) -> requests.Response:
         headers = {"Content-Type": "application/json"}
         if signature is not None:
             headers["Stripe-Signature"] = signature
@@ -69,7 +69,7 @@ def receiver_process(env: dict[str, str] | None = None, frozen_at: datetime | No
     process = subprocess.Popen(command, cwd=ROOT, env=os.environ | settings_env | (env or {}) | extra)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(url) or process.poll() is not None, timeout=START_TIMEOUT_S)
+        wait_for(lambda: _listens(port) or process.poll() is not None, timeout=START_TIMEOUT_S)
         assert process.poll() is None, "the receiver exited during start-up"
         yield Receiver(url, process)
     finally:
@@ -80,10 +80,11 @@ def receiver_process(env: dict[str, str] | None = None, frozen_at: datetime | No
             process.kill()
 
 
-def _answers(url: str) -> bool:
+def _listens(port: int) -> bool:
     try:
-        return requests.get(f"{url}/health", timeout=5).status_code == 200
-    except requests.ConnectionError:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
         return False
 
 

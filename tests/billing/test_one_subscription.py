@@ -7,9 +7,10 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from db.session import transaction
 from workers.app import app
@@ -17,7 +18,7 @@ from workers.billing import create_checkout_session
 from workers.billing.state import expire_grace_periods
 from workers.quotas.subscriptions import standing
 
-from .conftest import PRICES, T0, sign
+from .conftest import PRICES, T0, Events, FakeStripe, sign
 from .processes import Receiver, receiver_process, wait_for
 
 RESULT_TIMEOUT_S = 30
@@ -31,7 +32,7 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def _history(db, user_id: str) -> list[tuple]:
+def _history(db: Connection, user_id: str) -> list[tuple[Any, ...]]:
     rows = db.execute(
         text("SELECT from_tier, to_tier, note FROM subscription_changes WHERE user_id = :u ORDER BY id"),
         {"u": user_id},
@@ -39,7 +40,7 @@ def _history(db, user_id: str) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
-def _deliver_and_wait(receiver: Receiver, db, body: str) -> str:
+def _deliver_and_wait(receiver: Receiver, db: Connection, body: str) -> str:
     """Stripe posts ``body``; the worker applies it. Returns the stored outcome."""
     assert receiver.post(body, sign(body)).status_code == 200
     event_id = json.loads(body)["id"]
@@ -48,8 +49,8 @@ def _deliver_and_wait(receiver: Receiver, db, body: str) -> str:
 
 
 def test_upgrading_a_subscribed_user_changes_the_price_of_their_one_subscription(
-    worker, receiver, fake_stripe, events, db
-):
+    worker: Any, receiver: Receiver, fake_stripe: FakeStripe, events: Events, db: Connection
+) -> None:
     # Given user-up bought basic through checkout, paid, and Stripe told us
     bought = app.send_task("litink.create_checkout_session", kwargs={"user_id": "user-up", "tier": "basic", **URLS})
     session = bought.get(timeout=RESULT_TIMEOUT_S)
@@ -97,8 +98,8 @@ def test_upgrading_a_subscribed_user_changes_the_price_of_their_one_subscription
 
 
 def test_a_checkout_whose_metadata_says_enterprise_but_whose_price_is_basic_provisions_basic(
-    worker, receiver, events, db
-):
+    worker: Any, receiver: Receiver, events: Events, db: Connection
+) -> None:
     # Given a checkout paid at the basic price, with metadata claiming enterprise (which has no price)
     body = events.checkout_completed("user-meta", "enterprise", price=PRICES["basic"], subscription="sub_m")
 
@@ -110,7 +111,9 @@ def test_a_checkout_whose_metadata_says_enterprise_but_whose_price_is_basic_prov
     assert standing(db, "user-meta", T0).tier.name == "basic"
 
 
-def test_a_price_that_maps_to_no_tier_is_ignored_as_unknown_price_with_an_error_log(events, db, caplog):
+def test_a_price_that_maps_to_no_tier_is_ignored_as_unknown_price_with_an_error_log(
+    events: Events, db: Connection, caplog: pytest.LogCaptureFixture
+) -> None:
     body = events.checkout_completed("user-x", "premium", price="price_from_another_product", subscription="sub_x")
 
     with caplog.at_level(logging.ERROR, logger="workers.billing"):
@@ -122,7 +125,9 @@ def test_a_price_that_maps_to_no_tier_is_ignored_as_unknown_price_with_an_error_
     assert any("price_from_another_product maps to no tier" in r.getMessage() for r in caplog.records)
 
 
-def test_a_second_newer_subscription_wins_and_the_older_one_is_cancelled_through_the_api(events, db):
+def test_a_second_newer_subscription_wins_and_the_older_one_is_cancelled_through_the_api(
+    events: Events, db: Connection
+) -> None:
     # Given user-1 subscribed to basic as sub_a
     events.deliver(events.checkout_completed("user-1", "basic", subscription="sub_a", created=T0))
 
@@ -152,7 +157,7 @@ def test_a_second_newer_subscription_wins_and_the_older_one_is_cancelled_through
     assert standing(db, "user-1", later).tier.name == "premium"
 
 
-def test_an_older_second_subscription_is_the_one_cancelled(events, db):
+def test_an_older_second_subscription_is_the_one_cancelled(events: Events, db: Connection) -> None:
     # Given user-1 is on premium sub_new, made at T0 + 1 h
     events.deliver(
         events.checkout_completed("user-1", "premium", subscription="sub_new", created=T0 + timedelta(hours=1))
@@ -174,7 +179,9 @@ def test_an_older_second_subscription_is_the_one_cancelled(events, db):
     assert _history(db, "user-1")[-1] == ("premium", "premium", "second subscription: kept sub_new, canceled sub_old")
 
 
-def test_checkout_for_a_subscriber_whose_subscription_stripe_has_ended_opens_a_new_checkout(fake_stripe, events, db):
+def test_checkout_for_a_subscriber_whose_subscription_stripe_has_ended_opens_a_new_checkout(
+    fake_stripe: FakeStripe, events: Events, db: Connection
+) -> None:
     # Given our row still says active, but Stripe already ended the subscription
     events.deliver(events.checkout_completed("user-1", "basic", subscription="sub_gone", created=T0))
     fake_stripe.subscriptions["sub_gone"]["status"] = "canceled"
@@ -187,7 +194,7 @@ def test_checkout_for_a_subscriber_whose_subscription_stripe_has_ended_opens_a_n
     assert fake_stripe.requests[-1]["params"]["customer"] == "cus_1"
 
 
-def test_the_end_of_a_grace_period_is_written_to_the_history_when_it_happens(events, db):
+def test_the_end_of_a_grace_period_is_written_to_the_history_when_it_happens(events: Events, db: Connection) -> None:
     # Given a premium subscriber whose renewal failed
     events.deliver(events.checkout_completed("user-1", "premium", subscription="sub_1", created=T0))
     failed_at = T0 + timedelta(days=30)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from .conftest import sign
+from .conftest import Events, sign
 from .processes import Receiver, queued_messages, receiver_process
 
 TOLERANCE_S = 300  # STRIPE_WEBHOOK_TOLERANCE in these tests
@@ -27,11 +28,11 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def _inbox(db) -> list[tuple]:
+def _inbox(db: Connection) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in db.execute(text("SELECT id, state FROM stripe_events ORDER BY id"))]
 
 
-def _nothing_kept_or_queued(db) -> bool:
+def _nothing_kept_or_queued(db: Connection) -> bool:
     return _inbox(db) == [] and queued_messages("billing", "intake") == []
 
 
@@ -46,8 +47,8 @@ def _nothing_kept_or_queued(db) -> bool:
     ],
 )
 def test_a_webhook_that_fails_verification_gets_400_and_is_neither_kept_nor_queued(
-    receiver, events, db, case, signature
-):
+    receiver: Receiver, events: Events, db: Connection, case: str, signature: Callable[[str], str | None]
+) -> None:
     # Given a genuine-looking event, with a signature that does not prove it
     body = events.checkout_completed("user-1", "premium")
 
@@ -60,7 +61,7 @@ def test_a_webhook_that_fails_verification_gets_400_and_is_neither_kept_nor_queu
     assert _nothing_kept_or_queued(db)
 
 
-def test_a_flood_of_large_forged_bodies_fills_nothing(receiver, db):
+def test_a_flood_of_large_forged_bodies_fills_nothing(receiver: Receiver, db: Connection) -> None:
     # Given the attack from issue 11: bodies just under the cap, with a garbage signature
     body = json.dumps({"id": "evt_x", "pad": "x" * 262_000})
 
@@ -72,7 +73,7 @@ def test_a_flood_of_large_forged_bodies_fills_nothing(receiver, db):
     assert _nothing_kept_or_queued(db)
 
 
-def test_a_body_over_the_cap_gets_413_declared_or_not(receiver, db):
+def test_a_body_over_the_cap_gets_413_declared_or_not(receiver: Receiver, db: Connection) -> None:
     too_big = b"y" * (256 * 1024 + 1)
 
     declared = receiver.post(too_big, "t=1,v1=00")
@@ -82,7 +83,9 @@ def test_a_body_over_the_cap_gets_413_declared_or_not(receiver, db):
     assert _nothing_kept_or_queued(db)
 
 
-def test_a_verified_webhook_is_kept_before_the_answer_and_queued_by_id_on_billing(receiver, events, db):
+def test_a_verified_webhook_is_kept_before_the_answer_and_queued_by_id_on_billing(
+    receiver: Receiver, events: Events, db: Connection
+) -> None:
     # Given a genuine event
     body = events.checkout_completed("user-1", "premium")
     event_id = json.loads(body)["id"]
@@ -110,7 +113,9 @@ def test_a_verified_webhook_is_kept_before_the_answer_and_queued_by_id_on_billin
     assert queued_messages("intake") == []
 
 
-def test_a_delivery_repeated_by_stripe_is_answered_again_and_kept_once(receiver, events, db):
+def test_a_delivery_repeated_by_stripe_is_answered_again_and_kept_once(
+    receiver: Receiver, events: Events, db: Connection
+) -> None:
     body = events.checkout_completed("user-1", "premium")
 
     first, again = receiver.post(body, sign(body)), receiver.post(body, sign(body))
@@ -120,7 +125,7 @@ def test_a_delivery_repeated_by_stripe_is_answered_again_and_kept_once(receiver,
     assert len(_inbox(db)) == 1
 
 
-def test_health_reports_the_database_and_the_broker(receiver):
+def test_health_reports_the_database_and_the_broker(receiver: Receiver) -> None:
     answer = requests.get(f"{receiver.url}/health", timeout=10)
 
     assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok"}

@@ -8,39 +8,42 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from config import get_settings
 from workers.app import app
 
-from .conftest import sign, unix
+from .conftest import Events, sign, unix
 from .processes import TcpProxy, receiver_process, wait_for
 
 APPLY_TIMEOUT_S = 30
 
 
-def _row(db, event_id: str):
+def _row(db: Connection, event_id: str) -> Any:
     return db.execute(
         text("SELECT state, outcome, error, attempts FROM stripe_events WHERE id = :id"), {"id": event_id}
     ).first()
 
 
-def _applied(db, event_id: str) -> bool:
+def _applied(db: Connection, event_id: str) -> bool:
     row = _row(db, event_id)
     return row is not None and row.state == "applied"
 
 
-def _tier_moves(db, user_id: str) -> list[tuple[str, str]]:
+def _tier_moves(db: Connection, user_id: str) -> list[tuple[Any, ...]]:
     rows = db.execute(
         text("SELECT from_tier, to_tier FROM subscription_changes WHERE user_id = :u ORDER BY id"), {"u": user_id}
     )
     return [tuple(r) for r in rows]
 
 
-def test_with_postgres_down_the_receiver_answers_503_and_the_retry_is_kept_and_applied_once(worker, events, db):
+def test_with_postgres_down_the_receiver_answers_503_and_the_retry_is_kept_and_applied_once(
+    worker: Any, events: Events, db: Connection
+) -> None:
     # Given a receiver whose Postgres sits behind a proxy we can cut
     direct = make_url(get_settings().require_database_url())
     proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
@@ -74,7 +77,9 @@ def test_with_postgres_down_the_receiver_answers_503_and_the_retry_is_kept_and_a
     assert _tier_moves(db, "user-pg") == [("free", "premium")]
 
 
-def test_an_event_processed_ten_minutes_after_signing_is_applied_not_dropped(worker, events, db):
+def test_an_event_processed_ten_minutes_after_signing_is_applied_not_dropped(
+    worker: Any, events: Events, db: Connection
+) -> None:
     # Given an event Stripe signed ten minutes ago, received while it was five seconds old
     # (the receiver's clock is frozen at that moment), whose processing then waited behind a backlog
     signed_at = datetime.now(UTC) - timedelta(minutes=10)
@@ -91,7 +96,9 @@ def test_an_event_processed_ten_minutes_after_signing_is_applied_not_dropped(wor
     assert _tier_moves(db, "user-late") == [("free", "basic")]
 
 
-def test_with_the_broker_down_the_event_is_kept_and_the_sweep_queues_it(worker, events, db):
+def test_with_the_broker_down_the_event_is_kept_and_the_sweep_queues_it(
+    worker: Any, events: Events, db: Connection
+) -> None:
     # Given a receiver that can reach Postgres but not the broker
     body = events.checkout_completed("user-br", "premium", subscription="sub_br", customer="cus_br")
     event_id = json.loads(body)["id"]

@@ -7,14 +7,16 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from celery.result import AsyncResult
+from sqlalchemy import Connection, text
 
 from workers.app import app
 from workers.billing import list_events, replay_event
 
-from .conftest import sign
+from .conftest import Events, FakeStripe, sign
 from .processes import Receiver, receiver_process, wait_for
 
 RESULT_TIMEOUT_S = 30
@@ -28,21 +30,21 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def _send(name: str, **kwargs):
+def _send(name: str, **kwargs: Any) -> AsyncResult:
     return app.send_task(name, kwargs=kwargs)  # routed by the workers' own configuration
 
 
-def _state(db, event_id: str) -> str | None:
+def _state(db: Connection, event_id: str) -> str | None:
     return db.execute(text("SELECT state FROM stripe_events WHERE id = :id"), {"id": event_id}).scalar()
 
 
-def test_billing_tasks_are_routed_to_the_billing_queue():
+def test_billing_tasks_are_routed_to_the_billing_queue() -> None:
     for name in ("litink.create_checkout_session", "litink.handle_stripe_event", "litink.process_stripe_event"):
         assert app.amqp.router.route({}, name)["queue"].name == "billing"
     assert app.amqp.router.route({}, "litink.submit_script")["queue"].name == "intake"
 
 
-def test_the_checkout_task_returns_a_session_url_from_the_worker(worker, fake_stripe):
+def test_the_checkout_task_returns_a_session_url_from_the_worker(worker: Any, fake_stripe: FakeStripe) -> None:
     # When a producer asks for a premium checkout by task name
     result = _send("litink.create_checkout_session", user_id="user-1", tier="premium", **URLS)
 
@@ -53,7 +55,7 @@ def test_the_checkout_task_returns_a_session_url_from_the_worker(worker, fake_st
     assert fake_stripe.requests[0]["params"]["metadata[user_id]"] == "user-1"
 
 
-def test_a_checkout_task_retried_after_stripe_failed_creates_one_session(worker, fake_stripe):
+def test_a_checkout_task_retried_after_stripe_failed_creates_one_session(worker: Any, fake_stripe: FakeStripe) -> None:
     # Given Stripe fails the first request with a 503
     fake_stripe.failures.append(503)
 
@@ -69,7 +71,9 @@ def test_a_checkout_task_retried_after_stripe_failed_creates_one_session(worker,
     assert answer["session_id"].startswith("cs_test_")
 
 
-def test_a_checkout_task_for_a_tier_without_a_price_fails_with_a_value_error(worker, fake_stripe):
+def test_a_checkout_task_for_a_tier_without_a_price_fails_with_a_value_error(
+    worker: Any, fake_stripe: FakeStripe
+) -> None:
     result = _send("litink.create_checkout_session", user_id="user-1", tier="standard", **URLS)
 
     with pytest.raises(ValueError, match="STRIPE_PRICE_STANDARD"):
@@ -77,7 +81,9 @@ def test_a_checkout_task_for_a_tier_without_a_price_fails_with_a_value_error(wor
     assert fake_stripe.requests == []
 
 
-def test_the_contract_event_task_verifies_keeps_and_applies_an_event_once(worker, events, db):
+def test_the_contract_event_task_verifies_keeps_and_applies_an_event_once(
+    worker: Any, events: Events, db: Connection
+) -> None:
     # Given a signed completed-checkout event, sent by a producer by task name (on intake, as before)
     body = events.checkout_completed("user-1", "professional")
     signature = sign(body)
@@ -95,7 +101,9 @@ def test_the_contract_event_task_verifies_keeps_and_applies_an_event_once(worker
     assert db.execute(text("SELECT count(*) FROM subscription_changes")).scalar() == 1
 
 
-def test_a_forged_event_sent_to_the_contract_task_changes_and_keeps_nothing(worker, events, db):
+def test_a_forged_event_sent_to_the_contract_task_changes_and_keeps_nothing(
+    worker: Any, events: Events, db: Connection
+) -> None:
     body = events.checkout_completed("user-6", "enterprise")
 
     outcome = _send("litink.handle_stripe_event", payload=body, signature=sign(body, secret="whsec_nope")).get(
@@ -107,7 +115,9 @@ def test_a_forged_event_sent_to_the_contract_task_changes_and_keeps_nothing(work
     assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
 
 
-def test_the_same_event_delivered_five_times_at_once_is_applied_once(worker, receiver, events, db):
+def test_the_same_event_delivered_five_times_at_once_is_applied_once(
+    worker: Any, receiver: Receiver, events: Events, db: Connection
+) -> None:
     # Given one event, which Stripe delivers five times at the same moment
     body = events.checkout_completed("user-5", "premium", subscription="sub_5", customer="cus_5")
     event_id = json.loads(body)["id"]
@@ -119,8 +129,10 @@ def test_the_same_event_delivered_five_times_at_once_is_applied_once(worker, rec
 
     # When all five reach the receiver together
     threads = [threading.Thread(target=deliver) for _ in range(DELIVERIES)]
-    [t.start() for t in threads]
-    [t.join(30) for t in threads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
 
     # Then every delivery is answered 200, one of them stored it, and the worker applied it once
     assert [a.status_code for a in answers] == [200] * DELIVERIES
@@ -131,7 +143,9 @@ def test_the_same_event_delivered_five_times_at_once_is_applied_once(worker, rec
     assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 1
 
 
-def test_an_event_that_cannot_be_applied_is_failed_with_its_error_and_replayed_after_the_fix(worker, events, db):
+def test_an_event_that_cannot_be_applied_is_failed_with_its_error_and_replayed_after_the_fix(
+    worker: Any, events: Events, db: Connection
+) -> None:
     # Given a checkout event whose subscription Stripe does not know (yet: say, the wrong account key)
     body = events.checkout_completed("user-9", "basic", subscription="sub_9", customer="cus_9")
     event_id = json.loads(body)["id"]

@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import stripe
 from sqlalchemy import text
@@ -30,6 +30,9 @@ from workers.billing.client import (
 )
 from workers.billing.errors import AlreadySubscribed, BillingRequestError, StripeRejected
 from workers.quotas.subscriptions import standing
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
 
 # Without a scope (a direct call), the same request within this window sends the same
 # idempotency key. The task passes its id as the scope instead: a retry or a redelivery
@@ -98,7 +101,8 @@ def create_checkout_session(
     client: stripe.StripeClient | None = None,
 ) -> CheckoutSession:
     """Create a Checkout Session for ``tier``, or get back the one already made for the same
-    request in the same ``idempotency_scope`` (the task passes its id)."""
+    request in the same ``idempotency_scope`` (the task passes its id). For a user with a live
+    subscription, change its price instead (see the module docstring)."""
     now = now or datetime.now(UTC)
     for name, value in (("user_id", user_id), ("success_url", success_url), ("cancel_url", cancel_url)):
         if not isinstance(value, str) or not value.strip():
@@ -144,7 +148,8 @@ def create_checkout_session(
     )
     with stripe_errors():
         session = client.v1.checkout.sessions.create(
-            params=params, options={"idempotency_key": idempotency_key(params, scope=idempotency_scope, now=now)}
+            params=cast("SessionCreateParams", params),
+            options={"idempotency_key": idempotency_key(params, scope=idempotency_scope, now=now)},
         )
     answer = session.to_dict()  # a StripeObject is not a dict
     if not answer.get("url") or not answer.get("id"):

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import stripe
+from stripe._base_address import BaseAddresses  # the SDK's own type; not re-exported
+from stripe.params import SubscriptionUpdateParams
 
 from config import Settings, get_catalog, get_settings
 from workers.billing.errors import (
@@ -31,7 +33,7 @@ def build_client(settings: Settings | None = None) -> stripe.StripeClient:
     settings = settings or get_settings()
     if settings.stripe_secret_key is None:
         raise BillingNotConfigured("STRIPE_SECRET_KEY is not set")
-    base_addresses = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    base_addresses: BaseAddresses | None = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
     return stripe.StripeClient(
         settings.stripe_secret_key.get_secret_value(),
         base_addresses=base_addresses,
@@ -118,7 +120,7 @@ def change_subscription_price(
     The subscription stays the same one: nothing is bought twice."""
     settings = settings or get_settings()
     client = client or build_client(settings)
-    params: dict[str, Any] = {
+    params: SubscriptionUpdateParams = {
         "items": [{"id": item_id, "price": price, "quantity": 1}],
         "proration_behavior": settings.stripe_proration_behavior,
         "metadata": metadata,

@@ -157,7 +157,8 @@ def record_grace_end(conn: Connection, user_id: str, state: SubscriptionState, n
     """Write the downgrade of a grace period that ran out, once; the state returned remembers it."""
     if not grace_ended(state, now) or state.grace_recorded_at is not None:
         return state
-    ended = state.past_due_since + timedelta(days=get_settings().past_due_grace_days)  # type: ignore[operator]
+    assert state.past_due_since is not None  # grace_ended says so
+    ended = state.past_due_since + timedelta(days=get_settings().past_due_grace_days)
     record_change(conn, user_id, state.tier, effective_tier(state, now), ended, note="past-due grace period ended")
     conn.execute(
         text("UPDATE subscriptions SET grace_recorded_at = :now WHERE user_id = :u"), {"now": now, "u": user_id}

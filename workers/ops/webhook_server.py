@@ -130,7 +130,8 @@ def _keep(engine: Engine, event: Any, body: str) -> inbox.Receipt:
 
 
 def _publish(celery_app: Celery, event_id: str) -> None:
-    celery_app.send_task(PROCESS_TASK, kwargs={"event_id": event_id}, queue=BILLING_QUEUE)
+    # No result is wanted (the inbox row is the record), so the result backend is never touched.
+    celery_app.send_task(PROCESS_TASK, kwargs={"event_id": event_id}, queue=BILLING_QUEUE, ignore_result=True)
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
