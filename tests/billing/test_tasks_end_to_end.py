@@ -14,6 +14,7 @@ from celery.result import AsyncResult
 from sqlalchemy import Connection, text
 
 from workers.app import app
+from workers.billing import events as billing_events
 from workers.billing import list_events, replay_event
 
 from .conftest import Events, FakeStripe, sign
@@ -32,6 +33,11 @@ def receiver() -> Iterator[Receiver]:
 
 def _send(name: str, **kwargs: Any) -> AsyncResult:
     return app.send_task(name, kwargs=kwargs)  # routed by the workers' own configuration
+
+
+def _keep(body: str) -> None:
+    """Keep a verified body in the inbox, as the receiver does."""
+    billing_events.receive(billing_events.verify(body, sign(body)), body)
 
 
 def _state(db: Connection, event_id: str) -> str | None:
@@ -169,3 +175,22 @@ def test_an_event_that_cannot_be_applied_is_failed_with_its_error_and_replayed_a
     assert replayed is not None and replayed.outcome == "provisioned"
     assert _state(db, event_id) == "applied"
     assert replay_event("evt_nobody_knows") is None
+
+
+def test_an_event_whose_processing_meets_a_transient_error_stays_received_and_is_retried(
+    worker: Any, events: Events, db: Connection
+) -> None:
+    # Given Stripe answers the next call (retrieving the checkout's subscription) with a 503
+    body = events.checkout_completed("user-7", "premium", subscription="sub_7", customer="cus_7")
+    event_id = json.loads(body)["id"]
+    events.fake.failures.append(503)
+
+    # When the event is kept and its processing is queued, as the receiver does
+    _keep(body)
+    app.send_task("litink.process_stripe_event", kwargs={"event_id": event_id})
+
+    # Then the first attempt is counted with its error, and the retry applies it
+    wait_for(lambda: _state(db, event_id) == "applied", timeout=RESULT_TIMEOUT_S)
+    row = db.execute(text("SELECT attempts, error FROM stripe_events WHERE id = :id"), {"id": event_id}).one()
+    assert row.attempts == 1 and "StripeUnavailable" in row.error
+    assert db.execute(text("SELECT tier FROM subscriptions WHERE user_id = 'user-7'")).scalar() == "premium"

@@ -71,10 +71,12 @@ def lock(conn: Connection, event_id: str) -> Row[Any] | None:
 def finish(
     conn: Connection, event_id: str, state: str, outcome: str | None, now: datetime, error: str | None = None
 ) -> None:
-    """Move a received row to its final state (in the transaction that applied it)."""
+    """Move a received row to its final state (in the transaction that applied it). A success
+    keeps the last transient error, so the row still tells why it took more than one attempt."""
     conn.execute(
         text(
-            "UPDATE stripe_events SET state = :state, outcome = :outcome, error = :error, processed_at = :now"
+            "UPDATE stripe_events SET state = :state, outcome = :outcome, error = COALESCE(:error, error),"
+            " processed_at = :now"
             " WHERE id = :id AND state = 'received'"
         ),
         {
