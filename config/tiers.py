@@ -25,7 +25,7 @@ INTAKE_PRIORITY = 0  # Redis: 0 is the highest priority bucket
 BILLING_QUEUE = "billing"
 
 
-def _word_as_none(word: str):
+def _word_as_none(word: str) -> BeforeValidator:
     def parse(value: Any) -> Any:
         return None if value == word else value
 
