@@ -203,7 +203,7 @@ def cmd_webhooks(args) -> int:
     return 0
 
 
-def cmd_stripe_events(args) -> int:
+def cmd_stripe_events(args: argparse.Namespace) -> int:
     from db.session import get_engine
     from workers.billing import list_events
 
@@ -222,7 +222,7 @@ def cmd_stripe_events(args) -> int:
     return 0
 
 
-def cmd_stripe_replay(args) -> int:
+def cmd_stripe_replay(args: argparse.Namespace) -> int:
     from workers.billing import replay_event
 
     use_services()

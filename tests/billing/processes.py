@@ -9,8 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ import requests
 
 from config import get_settings
 from devtools.embedded import free_port
+from tests.waiting import wait_until
 
 from .conftest import WEBHOOK_SECRET
 
@@ -69,7 +69,7 @@ def receiver_process(env: dict[str, str] | None = None, frozen_at: datetime | No
     process = subprocess.Popen(command, cwd=ROOT, env=os.environ | settings_env | (env or {}) | extra)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _listens(port) or process.poll() is not None, timeout=START_TIMEOUT_S)
+        wait_until(lambda: _listens(port) or process.poll() is not None, timeout=START_TIMEOUT_S, what="the receiver")
         assert process.poll() is None, "the receiver exited during start-up"
         yield Receiver(url, process)
     finally:
@@ -86,14 +86,6 @@ def _listens(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(every)
-    return value
 
 
 # The broker, as the tests inspect it.

@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import Connection, text
 
 from db.session import transaction
+from tests.waiting import wait_until
 from workers.app import app
 from workers.billing import create_checkout_session
 from workers.billing.state import expire_grace_periods
 from workers.quotas.subscriptions import standing
 
 from .conftest import PRICES, T0, Events, FakeStripe, sign
-from .processes import Receiver, receiver_process, wait_for
+from .processes import Receiver, receiver_process
 
 RESULT_TIMEOUT_S = 30
 URLS = {"success_url": "https://litink.test/ok", "cancel_url": "https://litink.test/no"}
@@ -27,7 +28,7 @@ GRACE = timedelta(days=7)
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
+def receiver(services: None) -> Iterator[Receiver]:
     with receiver_process() as running:
         yield running
 
@@ -45,7 +46,7 @@ def _deliver_and_wait(receiver: Receiver, db: Connection, body: str) -> str:
     assert receiver.post(body, sign(body)).status_code == 200
     event_id = json.loads(body)["id"]
     query = text("SELECT outcome FROM stripe_events WHERE id = :id AND state <> 'received'")
-    return wait_for(lambda: db.execute(query, {"id": event_id}).scalar(), timeout=RESULT_TIMEOUT_S)
+    return wait_until(lambda: db.execute(query, {"id": event_id}).scalar(), timeout=RESULT_TIMEOUT_S)
 
 
 def test_upgrading_a_subscribed_user_changes_the_price_of_their_one_subscription(

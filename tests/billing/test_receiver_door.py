@@ -23,7 +23,7 @@ TOLERANCE_S = 300  # STRIPE_WEBHOOK_TOLERANCE in these tests
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
+def receiver(services: None) -> Iterator[Receiver]:
     with receiver_process() as running:
         yield running
 

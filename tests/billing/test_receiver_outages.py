@@ -15,10 +15,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
 from config import get_settings
+from tests.waiting import wait_until
 from workers.app import app
 
 from .conftest import Events, sign, unix
-from .processes import TcpProxy, receiver_process, wait_for
+from .processes import TcpProxy, receiver_process
 
 APPLY_TIMEOUT_S = 30
 
@@ -73,7 +74,7 @@ def test_with_postgres_down_the_receiver_answers_503_and_the_retry_is_kept_and_a
 
     # Then the retry is kept and applied, once
     assert accepted.status_code == 200 and again.status_code == 200
-    wait_for(lambda: _applied(db, event_id), timeout=APPLY_TIMEOUT_S)
+    wait_until(lambda: _applied(db, event_id), timeout=APPLY_TIMEOUT_S)
     assert _tier_moves(db, "user-pg") == [("free", "premium")]
 
 
@@ -91,7 +92,7 @@ def test_an_event_processed_ten_minutes_after_signing_is_applied_not_dropped(
 
     # When a worker processes it now, six hundred seconds after signing (tolerance: 300)
     # Then it is applied from the stored row
-    wait_for(lambda: _applied(db, event_id), timeout=APPLY_TIMEOUT_S)
+    wait_until(lambda: _applied(db, event_id), timeout=APPLY_TIMEOUT_S)
     assert _row(db, event_id).outcome == "provisioned"
     assert _tier_moves(db, "user-late") == [("free", "basic")]
 
@@ -116,5 +117,5 @@ def test_with_the_broker_down_the_event_is_kept_and_the_sweep_queues_it(
 
     # Then the event is queued again and applied
     assert swept == {"queued": 1}
-    wait_for(lambda: _applied(db, event_id), timeout=APPLY_TIMEOUT_S)
+    wait_until(lambda: _applied(db, event_id), timeout=APPLY_TIMEOUT_S)
     assert _tier_moves(db, "user-br") == [("free", "premium")]

@@ -13,12 +13,13 @@ import pytest
 from celery.result import AsyncResult
 from sqlalchemy import Connection, text
 
+from tests.waiting import wait_until
 from workers.app import app
 from workers.billing import events as billing_events
 from workers.billing import list_events, replay_event
 
 from .conftest import Events, FakeStripe, sign
-from .processes import Receiver, receiver_process, wait_for
+from .processes import Receiver, receiver_process
 
 RESULT_TIMEOUT_S = 30
 URLS = {"success_url": "https://litink.test/ok", "cancel_url": "https://litink.test/no"}
@@ -26,7 +27,7 @@ DELIVERIES = 5
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
+def receiver(services: None) -> Iterator[Receiver]:
     with receiver_process() as running:
         yield running
 
@@ -143,7 +144,7 @@ def test_the_same_event_delivered_five_times_at_once_is_applied_once(
     # Then every delivery is answered 200, one of them stored it, and the worker applied it once
     assert [a.status_code for a in answers] == [200] * DELIVERIES
     assert Counter(a.json()["new"] for a in answers) == {True: 1, False: DELIVERIES - 1}
-    wait_for(lambda: _state(db, event_id) == "applied", timeout=RESULT_TIMEOUT_S)
+    wait_until(lambda: _state(db, event_id) == "applied", timeout=RESULT_TIMEOUT_S)
     rows = db.execute(text("SELECT from_tier, to_tier FROM subscription_changes WHERE user_id = 'user-5'")).all()
     assert [tuple(r) for r in rows] == [("free", "premium")]
     assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 1
@@ -190,7 +191,7 @@ def test_an_event_whose_processing_meets_a_transient_error_stays_received_and_is
     app.send_task("litink.process_stripe_event", kwargs={"event_id": event_id})
 
     # Then the first attempt is counted with its error, and the retry applies it
-    wait_for(lambda: _state(db, event_id) == "applied", timeout=RESULT_TIMEOUT_S)
+    wait_until(lambda: _state(db, event_id) == "applied", timeout=RESULT_TIMEOUT_S)
     row = db.execute(text("SELECT attempts, error FROM stripe_events WHERE id = :id"), {"id": event_id}).one()
     assert row.attempts == 1 and "StripeUnavailable" in row.error
     assert db.execute(text("SELECT tier FROM subscriptions WHERE user_id = 'user-7'")).scalar() == "premium"
