@@ -45,6 +45,7 @@ def _state(db: Connection, event_id: str) -> str | None:
     return db.execute(text("SELECT state FROM stripe_events WHERE id = :id"), {"id": event_id}).scalar()
 
 
+@pytest.mark.unit
 def test_billing_tasks_are_routed_to_the_billing_queue() -> None:
     for name in ("litink.create_checkout_session", "litink.handle_stripe_event", "litink.process_stripe_event"):
         assert app.amqp.router.route({}, name)["queue"].name == "billing"
