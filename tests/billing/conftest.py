@@ -1,5 +1,5 @@
-"""Billing fixtures: Stripe settings, a local fake of the Stripe API, signed webhook events and
-a running webhook receiver.
+"""Billing fixtures: Stripe settings, a local fake of the Stripe API and signed webhook events.
+The receiver as its own process, and a Postgres proxy to cut, are in :mod:`.processes`.
 
 Nothing here talks to Stripe. Webhooks are signed locally exactly as Stripe signs them:
 ``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
@@ -7,7 +7,6 @@ Nothing here talks to Stripe. Webhooks are signed locally exactly as Stripe sign
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -15,7 +14,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +21,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from aiohttp import web
 
 from config import Settings, get_settings
 from workers.billing import handle_event
@@ -472,40 +469,3 @@ class Events:
 @pytest.fixture
 def events(fake_stripe: FakeStripe) -> Events:
     return Events(fake_stripe)
-
-
-# The webhook receiver, served from a thread.
-
-
-@dataclass(frozen=True)
-class RunningReceiver:
-    url: str
-
-
-@contextmanager
-def running_receiver(application: web.Application) -> Iterator[RunningReceiver]:
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(application, access_log=None)
-    ready, bound = threading.Event(), {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        bound["port"] = runner.addresses[0][1]
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-    thread = threading.Thread(target=run, name="webhook-receiver", daemon=True)
-    thread.start()
-    assert ready.wait(10), "webhook receiver did not start"
-    try:
-        yield RunningReceiver(url=f"http://127.0.0.1:{bound['port']}")
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
