@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
+
+from workers.money import exact_decimal
 
 JOB_COLUMNS = (
     "id, user_id, kind, type, tier, status, reason, detail, retry_after, result_content, model_used,"
     " used_fallback, prompt_tokens, completion_tokens, cost_usd, quota_period, notify, created_at"
 )
 FINISHED = frozenset({"succeeded", "failed", "rejected"})
-
-
-def money(value: Decimal | None) -> str:
-    """A decimal string with every digit and no exponent (e.g. "0.000123")."""
-    return format(value or Decimal(0), "f")
 
 
 def job_result(row: Any) -> dict[str, Any]:
@@ -34,7 +30,7 @@ def job_result(row: Any) -> dict[str, Any]:
             "prompt_tokens": row.prompt_tokens,
             "completion_tokens": row.completion_tokens,
             "total_tokens": row.prompt_tokens + row.completion_tokens,
-            "cost_usd": money(row.cost_usd),
+            "cost_usd": exact_decimal(row.cost_usd),
         },
     }
 
