@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+from workers.money import display_usd
+
 FREE_PRIMARY = "meta-llama/llama-3.2-3b-instruct"
 
 
@@ -25,7 +27,7 @@ def test_costs_show_cache_hits_hit_rate_and_money_saved_by_tier_and_kind(worker,
     # And the hit is not counted as a model call
     assert report["models"][FREE_PRIMARY]["calls"] == 1
     # And the text and HTML views show the same figures
-    assert f"saved ${first['usage']['cost_usd']}" in litink("costs")
+    assert f"saved {display_usd(first['usage']['cost_usd'])}" in litink("costs")
     html = tmp_path / "costs.html"
     litink("costs", "--html", str(html))
     page = html.read_text()

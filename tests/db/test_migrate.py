@@ -32,10 +32,8 @@ def test_two_concurrent_migrations_of_a_fresh_database_both_succeed():
         assert errors == []
         fresh = create_engine(url)
         with fresh.connect() as conn:
-            assert (
-                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                == ScriptDirectory.from_config(alembic_config()).get_current_head()
-            )
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
         fresh.dispose()
     finally:
         with admin.connect() as conn:
