@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any
 
 from config import get_catalog
 from config.prompts import analysis_messages, batch_messages, batch_response_format
@@ -31,11 +31,11 @@ from workers.ops import metrics
 from workers.pipeline import jobs
 from workers.pipeline.attempts import Attempts
 from workers.pipeline.batch_types import is_batch, known, normalise, parse, types_of, units
-
-__all__ = ["is_batch", "known", "normalise", "parse", "run", "types_of", "units"]
 from workers.pipeline.job_result import JobResult, job_result
 from workers.quotas import allowance as quotas
 from workers.quotas import spend_alerts
+
+__all__ = ["is_batch", "known", "normalise", "parse", "run", "types_of", "units"]
 
 if TYPE_CHECKING:
     from workers.pipeline.runner import Work
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep) -> JobResult:
+def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep) -> Any:
     """Answer every type of a batched analysis and settle the job. Returns the JobResult."""
     from workers.pipeline.runner import _settle_failure  # the one place a failure is settled
 
@@ -74,7 +74,7 @@ def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None
                 remember_no_structured_outputs(served.model)
                 notes.append(f"{served.model} gave no structured answer; one call per type")
         except FatalProviderError as exc:
-            return cast(JobResult, _settle_failure(work, claim, tier, exc, "; ".join(notes) or None))
+            return _settle_failure(work, claim, tier, exc, "; ".join(notes) or None)
         except (RetryableError, FallbackError) as exc:
             notes.append(f"the batched call failed ({type(exc).__name__}); one call per type")
     mode = "batched"
@@ -82,7 +82,7 @@ def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None
         try:
             answers, served = _one_call_per_type(attempts, tier, types, content)
         except ProviderError as exc:
-            return cast(JobResult, _settle_failure(work, claim, tier, exc, "; ".join(notes) or None))
+            return _settle_failure(work, claim, tier, exc, "; ".join(notes) or None)
         mode = "per_type"
     assert served is not None
     metrics.batched_analyses.labels(tier=tier.name, mode=mode).inc()

@@ -44,7 +44,7 @@ RunProvider = Callable[..., Any]  # runner.run_provider: returns the JobResult
 
 def run(
     work: Work, claim: jobs.Claim, provider_path: RunProvider, sleep: Callable[[float], None] = time.sleep
-) -> JobResult:
+) -> Any:  # the JobResult, typed as runner.run's
     """The JobResult of a claimed job, bought at most once per cache key."""
     tier = get_catalog().tier(work.tier)
     key = response_cache.key_for(work.kind, work.type, tier, work.content, work.user_id)

@@ -25,7 +25,7 @@ from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
 from workers.pipeline import batch, jobs, long_content, response_reuse
-from workers.pipeline.job_result import JobResult, job_result
+from workers.pipeline.job_result import job_result
 from workers.quotas import allowance as quotas
 from workers.quotas import spend_alerts
 
@@ -67,7 +67,7 @@ def _outcome(error: ProviderError | None) -> str:
     return "fatal"
 
 
-def run(work: Work, claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> JobResult:
+def run(work: Work, claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Settle a claimed job, from the response cache when it can be. Returns the JobResult."""
     # issue 13: the response cache and single-flight wrap the provider path (response_reuse.py)
     return response_reuse.run(work, claim, run_provider, sleep=sleep)
