@@ -5,6 +5,9 @@ Why each non-default setting is here:
 - acks_late + reject_on_worker_lost: a job is never lost to a crash; it can run twice, so
   every task is idempotent (see workers/pipeline/jobs.py).
 - prefetch 1: a worker never sits on messages it is not running, or priority would be hidden.
+- Postgres is the ledger: a job's lease (JOB_LEASE_SECONDS, heartbeated) decides when it was
+  abandoned, and the recovery task re-publishes from Postgres what the broker lost; the
+  visibility timeout only redelivers a message whose worker died (docs/architecture.md).
 - visibility_timeout: Redis redelivers a message not acked this many seconds after it was
   fetched. It must exceed the longest task (task_time_limit) plus any countdown we schedule
   (capped in workers/llm/model_chain.py), or a healthy task would be delivered twice.
@@ -17,12 +20,15 @@ Why each non-default setting is here:
 from kombu import Queue
 
 from config import get_catalog, get_settings
+from tasks.schedule import beat_schedule  # noqa: F401 - read by Celery beat
+from workers.ops.result_backend import backend_url
 
 _settings = get_settings()
 _catalog = get_catalog()
 
 broker_url = _settings.require_redis_url()  # a worker without REDIS_URL must not guess a broker
-result_backend = _settings.redis_url
+# Celery's Redis backend, except that a late RETRY never overwrites a final state.
+result_backend = backend_url(_settings.redis_url) if _settings.redis_url else None
 broker_connection_retry_on_startup = True
 
 task_serializer = "json"

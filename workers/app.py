@@ -2,7 +2,7 @@
 
 from celery import Celery, signals
 
-from workers.ops import log_setup, metrics_server
+from workers.ops import kombu_guard, log_setup, metrics_server, startup_checks
 
 TASK_MODULES = [
     "tasks.intake",
@@ -18,3 +18,5 @@ app.config_from_object("celeryconfig")
 # Our structured logging replaces Celery's own set-up in worker and beat processes.
 signals.setup_logging.connect(log_setup.configure, weak=False)
 metrics_server.install(app)
+startup_checks.install()
+kombu_guard.install()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -79,7 +79,7 @@ SETTLE = text(
     "WITH t AS (SELECT coalesce(sum(prompt_tokens), 0) AS p, coalesce(sum(completion_tokens), 0) AS c,"
     "   coalesce(sum(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost"
     "   FROM llm_calls WHERE job_id = :j),"
-    " before AS (SELECT id, reserved_usd, quota_refunded FROM jobs WHERE id = :j FOR UPDATE),"
+    " before AS (SELECT id, reserved_usd, quota_refunded FROM jobs WHERE id = :j),"
     " settled AS ("
     "  UPDATE jobs SET status = :status, reason = :reason, detail = CAST(:detail AS jsonb),"
     "   result_content = :content, model_used = :model, used_fallback = :fallback, lease_until = NULL,"
@@ -126,6 +126,7 @@ def insert(
     retry_after: int | None = None,
     content: str | None = None,
     reserved_usd: Decimal = Decimal(0),
+    published_at: datetime | None = None,
 ) -> bool:
     """Write the jobs row. False when it already exists (redelivery, or a reused idempotency key)."""
     row = conn.execute(
@@ -146,7 +147,7 @@ def insert(
             "content": content,
             "period": quota_period,
             "reserved": reserved_usd,
-            "published": utcnow() if status == "queued" else None,
+            "published": published_at,
             "finished": utcnow() if status == "rejected" else None,
         },
     ).first()
@@ -222,7 +223,7 @@ def claim(
             type=row.type,
             tier=row.tier,
             content=row.content or "",
-            notify=row.notify,
+            notify=json.loads(row.notify) if row.notify else None,
             detail=row.detail,
             call_id=row.call_id,
             call_attempt=row.call_attempt,
