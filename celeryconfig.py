@@ -57,6 +57,11 @@ broker_transport_options = {
     "unacked_restore_throttle": 1,
 }
 result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
+# A result stored while Redis restarts waits for it (backoff up to 10 s, about 2 minutes in
+# all) instead of turning a finished job into a FAILURE the producer would receive.
+result_backend_always_retry = True
+result_backend_max_retries = 20
+result_backend_base_sleep_between_retries_ms = 100
 
 # Flower and metrics need task events.
 worker_send_task_events = True
@@ -65,4 +70,3 @@ task_send_sent_event = True
 timezone = "UTC"
 enable_utc = True
 worker_hijack_root_logger = False
-

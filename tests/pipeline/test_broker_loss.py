@@ -70,8 +70,8 @@ def test_a_redis_flushed_mid_run_still_finishes_every_admitted_job_and_answers_e
         running.spawn(concurrency=10, beat=True)
         running.spawn(concurrency=10)
         client = LitinkClient(broker.url())
-        users = [f"flush-{i}" for i in range(20)]
-        job_ids = [client.submit_script(users[i % 20], f"Chapter {i}: the lighthouse.") for i in range(60)]
+        users = [f"flush-{i}" for i in range(30)]
+        job_ids = [client.submit_script(users[i % 30], f"Chapter {i}: the lighthouse.") for i in range(60)]
         deadline = time.monotonic() + 30
         while db.execute(text("SELECT count(*) FROM jobs")).scalar() < 30:
             assert time.monotonic() < deadline
@@ -79,9 +79,11 @@ def test_a_redis_flushed_mid_run_still_finishes_every_admitted_job_and_answers_e
         # When Redis is flushed mid-run
         broker.client().flushall()
         # Then every job admitted before the flush is final and its producer got its JobResult
+        # (intake messages not yet admitted are gone with Redis: their producers resubmit)
         admitted = db.execute(text("SELECT id FROM jobs")).scalars().all()
+        assert set(admitted) <= set(job_ids)
         results = wait_for_all(client, admitted, timeout=60)
-        assert all(isinstance(r, dict) and r["status"] == "succeeded" for r in results.values()), results
+        assert [r for r in results.values() if not (isinstance(r, dict) and r["status"] == "succeeded")] == []
         wait_until_final(db, admitted, 10)
         assert_ledger_balanced(db, admitted, users)
         assert all(running.alive())
@@ -95,8 +97,8 @@ def test_a_redis_restarted_without_persistence_mid_run_loses_no_admitted_job_and
         running.spawn(concurrency=10)
         running.spawn(concurrency=10)
         client = LitinkClient(broker.url())
-        users = [f"restart-{i}" for i in range(20)]
-        job_ids = [client.submit_script(users[i % 20], f"Chapter {i}: the orchard.") for i in range(60)]
+        users = [f"restart-{i}" for i in range(30)]
+        job_ids = [client.submit_script(users[i % 30], f"Chapter {i}: the orchard.") for i in range(60)]
         deadline = time.monotonic() + 30
         while db.execute(text("SELECT count(*) FROM jobs WHERE status = 'running'")).scalar() < 10:
             assert time.monotonic() < deadline
@@ -106,7 +108,7 @@ def test_a_redis_restarted_without_persistence_mid_run_loses_no_admitted_job_and
         # Then every worker process is still running, and every admitted job finished once
         admitted = db.execute(text("SELECT id FROM jobs")).scalars().all()
         results = wait_for_all(client, admitted, timeout=60)
-        assert all(isinstance(r, dict) and r["status"] == "succeeded" for r in results.values()), results
+        assert [r for r in results.values() if not (isinstance(r, dict) and r["status"] == "succeeded")] == []
         wait_until_final(db, admitted, 10)
         assert_ledger_balanced(db, admitted, users)
         assert all(running.alive()), running.alive()

@@ -1,51 +1,43 @@
-"""A worker survives a broker restart: a guard around kombu's Redis ``QoS.restore_unacked``.
+"""A worker survives a broker restart: a guard in kombu's Redis transport.
 
-Reproduced here (tests/pipeline/test_broker_loss.py, kombu 5.7.0; unchanged on kombu's main
-branch as of this writing): when Redis restarts under a busy worker, Celery's consumer closes
-the broken connection (``on_connection_error_after_connected`` -> ``Connection.release``),
-the channel's close calls ``restore_unacked``, which builds a new Redis client from
-``self.connection.client``, already ``None``:
+Reproduced here (tests/pipeline/test_broker_loss.py; kombu 5.7.0, and the code is unchanged
+on kombu's main branch as of this writing): when Redis restarts under a busy worker, Celery's
+consumer closes the broken connection (``on_connection_error_after_connected`` ->
+``Connection.release``) and the transport drops the channel's ``connection.client``. Two
+callers then build a new Redis client for that closed channel:
 
-    AttributeError: 'NoneType' object has no attribute 'hostname'   (Channel._connparams)
+- the channel's close, ``QoS.restore_unacked``:
+  ``AttributeError: 'NoneType' object has no attribute 'hostname'`` (``Channel._connparams``);
+- the ack of a task that finished meanwhile, ``QoS.ack``:
+  ``AttributeError: 'NoneType' object has no attribute 'client'``.
 
-``ignore_errors`` only ignores connection errors, so the worker stops with "Unrecoverable
-error" (1 process in 14 in the issue; under honcho that stopped all the others).
-
-The guard lets that one call fail quietly. Nothing is lost by it: the messages it would have
-restored are still in the ``unacked`` hash (Redis with persistence), where kombu's sweep
-restores them after the visibility timeout, or gone with Redis's data (no persistence), where
-recovery (workers/pipeline/recovery.py) re-publishes their jobs from Postgres.
+Both callers already tolerate *connection* errors (``ignore_errors``, ``ack_log_error``), but an
+AttributeError escapes and the worker stops with "Unrecoverable error" (1 process in 14 in the
+issue; under honcho that stopped all the others). The guard makes a closed channel say what it
+is: a ``redis.ConnectionError``. Nothing is lost by it: the messages it would have restored or
+acked are still in the ``unacked`` hash (Redis with persistence), where kombu's sweep restores
+them after the visibility timeout and the tier task finds its job finished, or gone with Redis's
+data (no persistence), where recovery (workers/pipeline/recovery.py) re-publishes from Postgres.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
-log = logging.getLogger(__name__)
-
-_original = kombu_redis.QoS.restore_unacked
+_original_connparams = kombu_redis.Channel._connparams
 
 
-def _restore_unacked(self: Any, client: Any = None) -> Any:
-    try:
-        return _original(self, client)
-    except AttributeError:
-        connection = getattr(self.channel, "connection", None)
-        if connection is not None and getattr(connection, "client", None) is not None:
-            raise  # not the closed-connection case: a real bug
-        log.warning(
-            "could not restore %d unacked message(s) while closing a broken broker connection; they come back"
-            " after the visibility timeout, or recovery re-publishes their jobs",
-            len(self._delivered),
-        )
-        self._delivered.clear()
-        return None
+def _connparams(self: Any, asynchronous: bool = False) -> Any:
+    connection = getattr(self, "connection", None)
+    if connection is None or getattr(connection, "client", None) is None:
+        raise redis.ConnectionError("this broker channel's connection is closed")
+    return _original_connparams(self, asynchronous)
 
 
 def install() -> None:
     """Idempotent: patch once per process."""
-    if kombu_redis.QoS.restore_unacked is not _restore_unacked:
-        kombu_redis.QoS.restore_unacked = _restore_unacked
+    if kombu_redis.Channel._connparams is not _connparams:
+        kombu_redis.Channel._connparams = _connparams
