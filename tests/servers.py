@@ -140,10 +140,12 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.control = Celery("litink-test-control", broker=broker_url)
 
-    def spawn(self, *, concurrency: int = 8, beat: bool = False, wait: bool = True) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, *, concurrency: int = 8, beat: bool = False, wait: bool = True, queues: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
         name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "threads"]
-        argv += ["-c", str(concurrency), "-Q", ",".join(get_catalog().queues()), "-n", name]
+        argv += ["-c", str(concurrency), "-Q", ",".join(queues or get_catalog().queues()), "-n", name]
         argv += ["--without-mingle", "--without-gossip", "-l", "WARNING"]
         if beat:
             argv += ["-B", "-s", str(Path(tempfile.mkdtemp(prefix="litink-beat-")) / "schedule")]
