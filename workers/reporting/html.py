@@ -319,6 +319,7 @@ def render_html(report: dict[str, Any]) -> str:
  ({_fig(report, ("period", "days"))} days, {_fig(report, ("period", "months"))} months), {escape(report["currency"])}</p>
 <div class="cards">
 {_card(report, "Total cost", ("total_cost",), "money")}
+{_card(report, "Exposure (estimated, not in cost)", ("exposure", "estimated_cost"), "money")}
 {_card(report, "List revenue", ("total_revenue",), "money")}
 {_card(report, "Profit margin", ("profit_margin",), "ratio")}
 {_card(report, "Fallback rate", ("fallback_rate", "overall", "rate"), "ratio")}

@@ -16,6 +16,8 @@ def render_text(report: dict[str, Any]) -> str:
     out = [
         f"Cost and margin, {period['from']} to {period['to']} ({period['days']} days)",
         f"  cost ${report['total_cost']}   revenue ${report['total_revenue']}   margin {_pct(report['profit_margin'])}",
+        f"  exposure (not in cost): ${report['exposure']['estimated_cost']} estimated for"
+        f" {report['exposure']['unknown_calls']} unknown call(s); {report['exposure']['pending_calls']} pending",
         "",
         "By tier",
     ]
