@@ -71,14 +71,15 @@ def run_job(
         result = runner.run(claimed)
     except DeferredRetry as deferred:
         with transaction() as conn:
-            jobs.requeue(conn, claimed)
+            published = jobs.requeue(conn, claimed)
         log.info(
             "provider asked for a long wait; slot given back",
             extra={"job_id": job_id, "tier": claimed.tier, "countdown": deferred.countdown},
         )
         # A countdown is held unacked by the worker; keep it well inside the visibility timeout.
         countdown = max(1.0, min(deferred.countdown, settings.visibility_timeout / 2))
-        raise self.retry(countdown=countdown, kwargs={"job_id": job_id}) from deferred
+        retry_kwargs = {"job_id": job_id, "queued_at": published.timestamp()}
+        raise self.retry(countdown=countdown, kwargs=retry_kwargs) from deferred
     except runner.DB_ERRORS as exc:
         raise _retry_later(self, job_id, queued_at, claimed.delivery, exc) from exc
     if result is None:

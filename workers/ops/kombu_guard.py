@@ -40,4 +40,4 @@ def _connparams(self: Any, asynchronous: bool = False) -> Any:
 def install() -> None:
     """Idempotent: patch once per process."""
     if kombu_redis.Channel._connparams is not _connparams:
-        kombu_redis.Channel._connparams = _connparams
+        kombu_redis.Channel._connparams = _connparams  # type: ignore[method-assign]

@@ -24,9 +24,9 @@ from db.session import get_engine, pool_size
 log = logging.getLogger(__name__)
 
 
-def check_database_connections() -> dict[str, int] | None:
+def check_database_connections(size: int | None = None) -> dict[str, int] | None:
     """Log the pool size and warn when the server could run out of connections."""
-    size = pool_size()
+    size = size or pool_size()
     try:
         with get_engine().connect() as conn:
             row = conn.execute(

@@ -242,9 +242,12 @@ def answer(conn: Connection, call_id: int) -> Any:
     return conn.execute(ANSWER, {"id": call_id}).first()
 
 
-def requeue(conn: Connection, claim: Claim) -> None:
-    """Give the job back to the queue (a Celery retry with a countdown follows)."""
-    conn.execute(REQUEUE, {"j": claim.job_id, "d": claim.delivery, "published": utcnow()})
+def requeue(conn: Connection, claim: Claim) -> datetime:
+    """Give the job back to the queue (a Celery retry with a countdown follows, carrying the
+    returned time as its ``queued_at``). Its lease is released: no delivery waits on it."""
+    published = utcnow()
+    conn.execute(REQUEUE, {"j": claim.job_id, "d": claim.delivery, "published": published})
+    return published
 
 
 def heartbeat(conn: Connection, held: dict[str, int], lease_seconds: float) -> int:

@@ -49,7 +49,10 @@ SENTINEL_KEY = "litink:broker-sentinel"
 UNACKED_KEY = "unacked"  # kombu's Redis transport default
 PRIORITY_SEP = "\x06\x16"  # kombu's default sep, also used in its priority sub-queue names
 RESULT_KEY_PREFIX = "celery-task-meta-"
-RESULT_CHECK_WINDOW = timedelta(minutes=15)  # finished jobs checked on every run
+# Finished jobs checked on every run: a few intervals back, so a worker killed between its
+# settlement and storing the result is caught, without scanning every recent job each time.
+RESULT_CHECK_INTERVALS = 3
+RESULT_CHECK_MIN = timedelta(seconds=60)
 
 LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
 # (a). pg_postmaster_start_time(): a restarted Postgres gives every holder one lease to renew.
@@ -149,7 +152,10 @@ def recover(app: Celery, now: datetime | None = None) -> Recovered:
             mark_broker_alive(client)
         else:
             done.republished = _republish_lost(app, conn, client, now, settings.recovery_grace_seconds)
-            done.results_restored = _restore_results(app, conn, now - RESULT_CHECK_WINDOW)
+            window = max(
+                RESULT_CHECK_MIN, RESULT_CHECK_INTERVALS * timedelta(seconds=settings.recovery_interval_seconds)
+            )
+            done.results_restored = _restore_results(app, conn, now - window)
     _log(done)
     return done
 
