@@ -88,6 +88,19 @@ def assert_ledger_complete(db, outcome: dict) -> None:
         assert row.spend_usd == row.job_cost, row
         assert row.reserved_usd == 0, row
         assert row.analyses_used == row.jobs, row
+    figures = db.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE status = 'ok') AS ok, count(*) FILTER (WHERE status = 'unknown') AS unknown,"
+            " coalesce(sum(cost_usd) FILTER (WHERE cost_source = 'estimate'), 0) AS exposure,"
+            " coalesce(sum(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost,"
+            " (SELECT max(deliveries) FROM jobs) AS max_deliveries FROM llm_calls"
+        )
+    ).one()
+    print(
+        f"jobs {len(results)}, provider calls {len(calls)} (not recorded by generation id: {len(unrecorded_calls)}),"
+        f" ok rows {figures.ok}, unknown rows {figures.unknown}, recorded cost {figures.cost},"
+        f" exposure {figures.exposure}, max deliveries {figures.max_deliveries}"
+    )
     job_cost = db.execute(text("SELECT coalesce(sum(cost_usd), 0) FROM jobs")).scalar()
     ledger_cost = db.execute(
         text("SELECT coalesce(sum(cost_usd), 0) FROM llm_calls WHERE cost_source <> 'estimate'")
