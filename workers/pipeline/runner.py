@@ -115,6 +115,10 @@ def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> dict[
         return _call_and_settle(claim, tier, sleep)
     except ClaimLost:
         return None
+    except (DeferredRetry, *DB_ERRORS):
+        raise
+    except Exception as exc:  # settlement itself failed (a DataError, a bug): never leave it running
+        return _fail_internal(claim, tier, exc, None)
     finally:
         heartbeat.release(claim.job_id)
 
