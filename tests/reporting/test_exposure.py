@@ -34,5 +34,5 @@ def test_an_unknown_attempt_is_exposure_and_not_cost_in_every_view(db):
     assert report["exposure"]["unknown_calls"] == 1
     assert report["exposure"]["by_tier"]["free"] == {"unknown_calls": 1, "estimated_cost": "0.005"}
     assert report["models"]["m"]["by_status"]["unknown"] == 1
-    assert "exposure (not in cost): $0.005 estimated for 1 unknown call(s)" in render_text(report)
+    assert "exposure (not in cost): $0.00500000 estimated for 1 unknown call(s)" in render_text(report)
     assert "Exposure (estimated, not in cost)" in render_html(report)

@@ -12,19 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from celery import states
-from celery.backends.base import BackendStoreError
-from celery.backends.redis import RedisBackend
+from celery.backends.base import BackendStoreError, BaseKeyValueStoreBackend
+from celery.backends.redis import RedisBackend, SentinelBackend
 from kombu.utils.encoding import bytes_to_str
 
-BACKEND_PATH = "workers.ops.result_backend:GuardedRedisBackend"
+MODULE = "workers.ops.result_backend"
 
 
-def backend_url(redis_url: str) -> str:
-    return f"{BACKEND_PATH}+{redis_url}"
+def backend_url(redis_url: str, *, sentinel: bool = False) -> str:
+    """The ``result_backend`` setting: our class, then the URL Celery passes it."""
+    return f"{MODULE}:{'GuardedSentinelBackend' if sentinel else 'GuardedRedisBackend'}+{redis_url}"
 
 
-class GuardedRedisBackend(RedisBackend):
-    """Redis result backend whose stored final state wins over any later non-final one."""
+class FinalStateWins(BaseKeyValueStoreBackend):
+    """A stored final state wins over any later non-final one (mixed into a Redis backend)."""
 
     def _store_result(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
@@ -39,3 +40,11 @@ class GuardedRedisBackend(RedisBackend):
         except BackendStoreError as ex:
             raise BackendStoreError(str(ex), state=state, task_id=task_id) from ex
         return result
+
+
+class GuardedRedisBackend(FinalStateWins, RedisBackend):
+    """Celery's Redis result backend, final state first."""
+
+
+class GuardedSentinelBackend(FinalStateWins, SentinelBackend):
+    """Celery's Sentinel result backend (REDIS_URL with sentinel://), final state first."""

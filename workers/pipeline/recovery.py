@@ -29,7 +29,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import redis
@@ -101,13 +100,13 @@ class Recovered:
         }
 
 
-@lru_cache(maxsize=4)
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
-
-
 def broker() -> redis.Redis:
-    return _redis(get_settings().require_redis_url())
+    """The broker's Redis. The result backend's client talks to the same server and database
+    (both are REDIS_URL), and it follows Sentinel to the current master."""
+    from workers.app import app
+
+    client: redis.Redis = app.backend.client
+    return client
 
 
 def mark_broker_alive(client: redis.Redis | None = None) -> None:
