@@ -204,6 +204,9 @@ def _outcome(call: Call, fault: str | None) -> Outcome:
         structured = compose_structured(call.model.id, call.messages, call.json_schema, call.max_tokens)
         return Outcome(structured.words, structured.finish_reason, prompt_tokens, text=structured.content)
     reply = compose_reply(call.model.id, call.messages, call.max_tokens)
+    if fault == "unstorable":  # text Postgres cannot hold: a NUL byte and a lone surrogate
+        words = [*reply.words[:-1], reply.words[-1] + "\x00", "\ud800"]
+        return Outcome(words, reply.finish_reason, prompt_tokens)
     return Outcome(reply.words, reply.finish_reason, prompt_tokens)
 
 

@@ -6,17 +6,38 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task, states
-from sqlalchemy.exc import OperationalError
 
+from config import get_settings
 from tasks.generation import run_job
 from workers.app import app
 from workers.pipeline import batch_types as batch
 from workers.pipeline.admission import admit
+from workers.pipeline.runner import DB_ERRORS
 from workers.pipeline.validation import JobRequest
-from workers.quotas.periods import utcnow
+
+log = logging.getLogger(__name__)
+
+# Backoff while Postgres is unreachable: 1, 2, 4, ... 60 s (never 0: no jitter), for at least
+# INTAKE_DB_OUTAGE_SECONDS in total.
+INTAKE_RETRY_BACKOFF_MAX = 60
+
+
+def outage_retries(outage_seconds: float, backoff_max: int = INTAKE_RETRY_BACKOFF_MAX) -> int:
+    """How many backoff retries (1, 2, 4, ... capped) cover ``outage_seconds``."""
+    retries, waited = 0, 0
+    while waited < outage_seconds:
+        waited += min(2**retries, backoff_max)
+        retries += 1
+    return retries
+
+
+def broker_connection_errors(app: Any) -> tuple[type[BaseException], ...]:
+    """The broker transport's connection errors (kombu lists KeyError among Redis's; not ours)."""
+    return tuple(e for e in app.connection_for_write().connection_errors if e is not KeyError)
 
 
 class IntakeTask(Task):
@@ -33,14 +54,23 @@ class IntakeTask(Task):
 
     ignore_result = True
     store_errors_even_if_ignored = True  # a system fault still reaches the producer's get()
-    autoretry_for = (OperationalError,)  # Postgres unreachable: admission is idempotent
+    autoretry_for = DB_ERRORS  # Postgres unreachable: admission is idempotent, wait it out
     retry_backoff = True
-    max_retries = 5
+    retry_backoff_max = INTAKE_RETRY_BACKOFF_MAX
+    retry_jitter = False  # full jitter can draw 0 s: a retry racing the state its predecessor stores
+    max_retries = outage_retries(get_settings().intake_db_outage_seconds)
 
     def on_replace(self, sig):
         if self.request.is_eager:
             return super().on_replace(sig)
-        sig.delay()
+        try:
+            sig.delay()
+        except broker_connection_errors(self.app):
+            # The job is admitted (its row is committed): recovery publishes it from Postgres,
+            # and the producer's get() still receives the tier task's JobResult.
+            log.warning(
+                "hand-over not published (broker unreachable); recovery will", extra={"job_id": self.request.id}
+            )
         return None
 
     def answer(self, result: dict[str, Any]) -> dict[str, Any]:
@@ -54,17 +84,11 @@ def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any,
     if admission.tier is None:
         return task.answer(admission.result)
     tier = admission.tier
+    assert admission.published_at is not None
+    # The jobs row is the whole job: the message carries its id and when it was published
+    # (recovery compares that with jobs.published_at to find a message the broker lost).
     handover = run_job.signature(
-        kwargs={
-            "job_id": req.job_id,
-            "user_id": req.user_id,
-            "kind": kind,
-            "type": type_,
-            "tier": tier.name,
-            "content": req.content,
-            "notify": notify,
-            "queued_at": utcnow().timestamp(),
-        },
+        kwargs={"job_id": req.job_id, "queued_at": admission.published_at.timestamp()},
         queue=tier.queue,
         priority=tier.priority,
         # Flower, events and logs show this instead of the kwargs: never the user's content.

@@ -9,6 +9,7 @@ from db.session import transaction
 from workers.app import app
 from workers.llm import model_catalog
 from workers.llm.costs import catalog_prices
+from workers.pipeline import recovery
 from workers.quotas import monthly_reset
 from workers.quotas.periods import utcnow
 from workers.reporting.alerts import check_cost_thresholds
@@ -37,3 +38,9 @@ def refresh_model_prices() -> dict[str, Any]:
 def check_cost_alerts() -> dict[str, Any]:
     with transaction() as conn:
         return {"raised": check_cost_thresholds(conn, utcnow())}
+
+
+@app.task(name="litink.recover_jobs", ignore_result=True)
+def recover_jobs():
+    """Re-publish from Postgres what the broker lost (workers/pipeline/recovery.py)."""
+    return recovery.recover(app).summary()

@@ -2,7 +2,7 @@
 
 from celery import Celery, signals
 
-from workers.ops import log_setup, metrics_server, startup
+from workers.ops import kombu_guard, log_setup, metrics_server, startup, startup_checks
 
 TASK_MODULES = [
     "tasks.intake",
@@ -20,3 +20,5 @@ signals.setup_logging.connect(log_setup.configure, weak=False)
 metrics_server.install(app)
 # A worker refuses to start when it could only fail its jobs (e.g. OpenRouter without a key).
 signals.worker_init.connect(startup.refuse_misconfigured_worker, weak=False)
+startup_checks.install()
+kombu_guard.install()

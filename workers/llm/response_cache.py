@@ -12,7 +12,7 @@ this request would have produced. The tier's name is not in the key: two tiers w
 chain share answers, which is the point. Neither is the user, unless the catalog's
 ``cache.shared_across_users`` is false (then a hit never reveals another user's submission).
 
-A hit is written to ``llm_calls`` as ``status = 'cache_hit'``, ``cost_usd = 0``,
+A hit's ``llm_calls`` row (the job's pending one) is ``status = 'cache_hit'``, ``cost_usd = 0``,
 ``cost_source = 'none'`` and ``saved_usd`` = the original answer's cost; no provider call is made.
 """
 
@@ -47,11 +47,11 @@ STORE = text(
     " WHERE response_cache.expires_at <= now()"
 )
 COUNT_HIT = text("UPDATE response_cache SET hits = hits + 1 WHERE key = :k")
+# The hit takes over the pending row written for the job's call: no request ever leaves for it.
 RECORD_HIT = text(
-    "INSERT INTO llm_calls (job_id, attempt, tier, model, model_served, cost_usd, cost_source, status,"
-    " latency_ms, saved_usd, purpose)"
-    " VALUES (:j, :a, :tier, :model, :model, 0, 'none', 'cache_hit', 0, :saved, 'answer')"
-    " ON CONFLICT (job_id, attempt) DO NOTHING"
+    "UPDATE llm_calls SET status = 'cache_hit', model = :model, model_served = :model, cost_usd = 0,"
+    " cost_source = 'none', estimate_usd = 0, saved_usd = :saved, latency_ms = 0, completed_at = now()"
+    " WHERE id = :id AND status = 'pending'"
 )
 PURGE = text("DELETE FROM response_cache WHERE expires_at <= now()")
 
@@ -167,12 +167,10 @@ def store(conn: Connection, key: CacheKey, result: dict[str, Any]) -> None:
     )
 
 
-def record_hit(conn: Connection, *, job_id: str, attempt: int, tier: str, cached: Cached) -> None:
-    """The hit's ``llm_calls`` row: no cost, and the original cost as ``saved_usd``."""
-    conn.execute(
-        RECORD_HIT,
-        {"j": job_id, "a": attempt, "tier": tier, "model": cached.model_used or "", "saved": cached.cost_usd},
-    )
+def record_hit(conn: Connection, *, call_id: int, cached: Cached) -> None:
+    """Turn the job's pending ``llm_calls`` row into the hit's: no cost, the original cost as
+    ``saved_usd``."""
+    conn.execute(RECORD_HIT, {"id": call_id, "model": cached.model_used or "", "saved": cached.cost_usd})
     conn.execute(COUNT_HIT, {"k": cached.key})
 
 

@@ -1,5 +1,6 @@
 """Admission at intake, in order: validate, resolve the tier, honour the idempotency key,
-rate-limit, take a quota unit (under the spend cap) and write the jobs row.
+rate-limit, take a quota unit (reserving the job's maximum cost under the spend cap) and
+write the jobs row, content included: the row is the whole job.
 
 The quota unit and the jobs row are written in one transaction, so a redelivered intake
 message finds its row and never takes a second unit.
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from config import get_catalog, get_settings
 from config.tiers import Tier
 from db.session import transaction
+from workers.llm import costs
 from workers.ops import metrics
 from workers.pipeline import batch_types as batch
 from workers.pipeline import jobs
 from workers.pipeline.job_result import FINISHED, job_result, unrecorded_rejection
+from workers.pipeline.runner import prompt
+from workers.pipeline.storable import replacement_note, storable
 from workers.pipeline.validation import JobRequest, shape_errors, size_errors
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow
@@ -33,6 +38,7 @@ class Admission:
 
     result: dict[str, Any] | None = None
     tier: Tier | None = None
+    published_at: datetime | None = None  # jobs.published_at: the hand-over's queued_at
 
 
 def admit(req: JobRequest) -> Admission:
@@ -68,13 +74,31 @@ def admit(req: JobRequest) -> Admission:
             return _reject(conn, req, tier, reason, detail, retry_after=decision.retry_after)
 
         period = quota_period(now, st.period_start, st.period_end)
-        if not jobs.insert(conn, req, tier.name, status="queued", quota_period=period[0]):
+        # The jobs row is the whole job: the tier task (and recovery) read the content from it.
+        content, replaced = storable(req.content)
+        note = replacement_note("the content", replaced) if replaced else None
+        messages, max_tokens, _, _ = prompt(req.kind, req.type, content, tier)
+        max_cost = costs.job_maximum(conn, tier, costs.prompt_tokens_estimate(messages), max_tokens)
+        inserted = jobs.insert(
+            conn,
+            req,
+            tier.name,
+            status="queued",
+            quota_period=period[0],
+            content=content,
+            reserved_usd=max_cost,
+            detail=note,
+            published_at=now,
+        )
+        if not inserted:
             return _resume(_existing(conn, req), req)  # a concurrent twin committed first
-        reservation = quotas.reserve(conn, req.user_id, req.kind, tier, period, units=batch.units(req.kind, req.type))
+        reservation = quotas.reserve(
+            conn, req.user_id, req.kind, tier, period, max_cost, units=batch.units(req.kind, req.type)
+        )
         if not reservation.taken:
             jobs.reject(conn, req.job_id, reservation.reason, reservation.detail)
             return _rejected(conn, req, tier, reservation.reason)
-    return Admission(tier=tier)
+    return Admission(tier=tier, published_at=now)
 
 
 def _existing(conn, req: JobRequest) -> Any:
@@ -91,7 +115,7 @@ def _resume(row: Any, req: JobRequest) -> Admission:
     new id points the producer at the original job instead."""
     if row.status in FINISHED or row.id != req.job_id:
         return Admission(job_result(row))
-    return Admission(tier=get_catalog().tier(row.tier))
+    return Admission(tier=get_catalog().tier(row.tier), published_at=utcnow())
 
 
 def _reject(conn, req: JobRequest, tier: Tier, reason: str, detail: Any, retry_after: int | None = None) -> Admission:

@@ -1,22 +1,21 @@
 """Provider calls a job makes besides its one answer call: preprocessing chunks, batched and
 per-type analyses. Each call runs under the tier's retry policy and shared model health, and
-each attempt is an ``llm_calls`` row with its cost, committed as soon as it returns.
+keeps the ledger rule like the answer call: a ``pending`` llm_calls row is committed before
+the request leaves (with its ``purpose``), and completed with its cost when the answer arrives.
 
-Attempt numbers continue from the claim's ``first_attempt`` and are handed out under a lock,
-so calls made in parallel threads never share one; ``next_attempt`` is where the job's own
-answer call continues.
+``first_call_id`` hands over the pending row the claim already wrote for the job's first call
+(for the chain's first model): the first call made here uses it, for whichever model it is.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from config import get_settings
 from config.tiers import Tier
@@ -28,10 +27,12 @@ from workers.llm.model_health import get_health
 from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
+from workers.pipeline import jobs
 
 log = logging.getLogger(__name__)
 
-MARK_PURPOSE = text("UPDATE llm_calls SET purpose = :p WHERE job_id = :j AND attempt = :a")
+SET_PURPOSE = text("UPDATE llm_calls SET purpose = :p WHERE id = :id")
+RETARGET = text("UPDATE llm_calls SET model = :m, estimate_usd = :e WHERE id = :id AND status = 'pending'")
 
 
 def outcome(error: ProviderError | None) -> str:
@@ -41,26 +42,47 @@ def outcome(error: ProviderError | None) -> str:
     return "retry" if isinstance(error, RetryableError) else "fallback" if isinstance(error, FallbackError) else "fatal"
 
 
+def retarget(conn: Connection, call_id: int, model: str, estimate: Any) -> None:
+    """Point a pending row at the model actually called (model health skipped the first one)."""
+    conn.execute(RETARGET, {"id": call_id, "m": model, "e": estimate})
+
+
 class Attempts:
-    """Numbering and recording of one job's extra provider calls."""
+    """Write-ahead rows for one job's extra provider calls (thread-safe)."""
 
-    def __init__(self, job_id: str, first_attempt: int, tier: Tier, sleep: Callable[[float], None] = time.sleep):
-        self.job_id = job_id
+    def __init__(
+        self,
+        claim: jobs.Claim,
+        tier: Tier,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        first_call_id: int | None = None,
+    ):
+        self.claim = claim
         self.tier = tier
-        self._numbers = itertools.count(first_attempt)
-        self._lock = threading.Lock()
         self._sleep = sleep
-        self._last = first_attempt - 1
+        self._first = first_call_id
+        self._lock = threading.Lock()
 
-    @property
-    def next_attempt(self) -> int:
-        with self._lock:
-            return self._last + 1
+    def _open(self, model: str, prompt_estimate: int, max_tokens: int, purpose: str) -> int:
+        from workers.pipeline.runner import ClaimLost
 
-    def _take(self) -> int:
-        with self._lock:
-            self._last = next(self._numbers)
-            return self._last
+        # One open at a time per job: the next attempt number is read inside the insert, so two
+        # parallel chunk calls opening at once would take the same one.
+        with self._lock, transaction() as conn:
+            reuse, self._first = self._first, None
+            estimate = costs.attempt_estimate(conn, model, self.tier, prompt_estimate, max_tokens)
+            if reuse is not None:
+                retarget(conn, reuse, model, estimate)
+                call_id = reuse
+            else:
+                try:
+                    call_id = costs.open_attempt(conn, self.claim.job_id, self.claim.delivery, model, estimate)[0]
+                except LookupError as exc:
+                    raise ClaimLost(str(exc)) from exc
+            if purpose != "answer":
+                conn.execute(SET_PURPOSE, {"p": purpose, "id": call_id})
+        return call_id
 
     def chain(
         self,
@@ -73,41 +95,45 @@ class Attempts:
         response_format: dict[str, Any] | None = None,
     ) -> Served:
         """Serve ``messages`` from the first of ``models`` that can; raises like run_chain."""
-        started = [time.perf_counter()]
+        from workers.pipeline.runner import durably
+
+        prompt_estimate = costs.prompt_tokens_estimate(messages)
+        current: dict[str, Any] = {}
 
         def call(model: str) -> Completion:
-            started[0] = time.perf_counter()
+            current.update(id=self._open(model, prompt_estimate, max_tokens, purpose), started=time.perf_counter())
             with provider_slot(model):
                 return get_client().complete(
                     model, messages, max_tokens=max_tokens, temperature=temperature, response_format=response_format
                 )
 
         def on_attempt(model: str, error: ProviderError | None, completion: Completion | None) -> None:
-            attempt = self._take()
             status = outcome(error)
-            latency = completion.latency_ms if completion else int((time.perf_counter() - started[0]) * 1000)
+            latency = completion.latency_ms if completion else int((time.perf_counter() - current["started"]) * 1000)
             usage = completion.usage if completion else error.usage  # type: ignore[union-attr]
-            with transaction() as conn:
-                cost = costs.record_call(
-                    conn,
-                    job_id=self.job_id,
-                    attempt=attempt,
-                    tier=self.tier,
-                    model=model,
-                    usage=usage,
-                    status=status,
-                    latency_ms=latency,
-                    error_class=None if error is None else type(error).__name__,
-                    http_status=None if error is None else error.status,
-                )
-                if purpose != "answer":
-                    conn.execute(MARK_PURPOSE, {"p": purpose, "j": self.job_id, "a": attempt})
+
+            def write() -> Any:
+                with transaction() as conn:
+                    return costs.complete_attempt(
+                        conn,
+                        current["id"],
+                        tier=self.tier,
+                        model=model,
+                        usage=usage,
+                        status=status,
+                        latency_ms=latency,
+                        error_class=None if error is None else type(error).__name__,
+                        http_status=None if error is None else error.status,
+                        content=completion.content if completion else None,
+                    )
+
+            cost = durably(write, what="an attempt", job_id=self.claim.job_id)
             metrics.llm_calls.labels(model=model, outcome=status).inc()
             metrics.llm_cost.labels(tier=self.tier.name, model=model).inc(float(cost))
             if error is not None:
                 log.warning(
                     "provider call failed",
-                    extra={"job_id": self.job_id, "tier": self.tier.name, "model": model, "purpose": purpose},
+                    extra={"job_id": self.claim.job_id, "tier": self.tier.name, "model": model, "purpose": purpose},
                 )
 
         return run_chain(

@@ -18,12 +18,11 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from config import get_catalog
 from config.prompts import analysis_messages, batch_messages, batch_response_format
 from config.tiers import Tier
-from db.session import transaction
 from workers.errors import FallbackError, FatalProviderError, ProviderError, RetryableError
 from workers.llm.capabilities import lacks_structured_outputs, remember_no_structured_outputs
 from workers.llm.model_chain import Served
@@ -31,30 +30,26 @@ from workers.ops import metrics
 from workers.pipeline import jobs
 from workers.pipeline.attempts import Attempts
 from workers.pipeline.batch_types import is_batch, known, normalise, parse, types_of, units
-from workers.pipeline.job_result import JobResult, job_result
-from workers.quotas import allowance as quotas
-from workers.quotas import spend_alerts
 
 __all__ = ["is_batch", "known", "normalise", "parse", "run", "types_of", "units"]
-
-if TYPE_CHECKING:
-    from workers.pipeline.runner import Work
 
 log = logging.getLogger(__name__)
 
 
-def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep) -> Any:
-    """Answer every type of a batched analysis and settle the job. Returns the JobResult."""
-    from workers.pipeline.runner import _settle_failure  # the one place a failure is settled
+def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Answer every type of a batched analysis and settle the job. Returns the JobResult (None
+    when this delivery lost its claim, as runner.run)."""
+    from workers.pipeline.runner import _settle_failure, _settle_success  # the one place a job is settled
 
     analysis = get_catalog().analysis
-    types = types_of(work.type)
-    notes = [work.note] if work.note else []
-    content = work.content
+    types = types_of(claim.type)
+    notes = [claim.detail] if isinstance(claim.detail, str) and claim.detail else []
+    content = claim.content
     if len(content) > analysis.max_chars:
         notes.append(f"analysed the first {analysis.max_chars} of {len(content)} characters")
         content = content[: analysis.max_chars]
-    attempts = Attempts(work.job_id, claim.first_attempt, tier, sleep)
+    # The claim's pending row (written for the chain's first model) carries the first call.
+    attempts = Attempts(claim, tier, sleep, first_call_id=claim.call_id)
     answers: dict[str, str] | None = None
     served: Served | None = None
     if lacks_structured_outputs(tier.models[0]):
@@ -66,7 +61,7 @@ def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None
                 batch_messages(types, content),
                 max_tokens=analysis.max_tokens * len(types),
                 temperature=analysis.temperature,
-                purpose="answer",
+                purpose="batch",
                 response_format=batch_response_format(types),
             )
             answers = parse(served.completion.content, types)
@@ -74,7 +69,7 @@ def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None
                 remember_no_structured_outputs(served.model)
                 notes.append(f"{served.model} gave no structured answer; one call per type")
         except FatalProviderError as exc:
-            return _settle_failure(work, claim, tier, exc, "; ".join(notes) or None)
+            return _settle_failure(claim, tier, exc, "; ".join(notes) or None)
         except (RetryableError, FallbackError) as exc:
             notes.append(f"the batched call failed ({type(exc).__name__}); one call per type")
     mode = "batched"
@@ -82,11 +77,18 @@ def run(work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None
         try:
             answers, served = _one_call_per_type(attempts, tier, types, content)
         except ProviderError as exc:
-            return _settle_failure(work, claim, tier, exc, "; ".join(notes) or None)
+            return _settle_failure(claim, tier, exc, "; ".join(notes) or None)
         mode = "per_type"
     assert served is not None
     metrics.batched_analyses.labels(tier=tier.name, mode=mode).inc()
-    return _settle_success(work, claim, tier, answers, served, "; ".join(notes) or None)
+    return _settle_success(
+        claim,
+        tier,
+        content=json.dumps(answers),
+        model_used=served.completion.usage.model_served or served.model,
+        used_fallback=served.used_fallback,
+        detail="; ".join(notes) or None,
+    )
 
 
 def _one_call_per_type(attempts: Attempts, tier: Tier, types: list[str], content: str) -> tuple[dict[str, str], Served]:
@@ -99,32 +101,8 @@ def _one_call_per_type(attempts: Attempts, tier: Tier, types: list[str], content
             analysis_messages(type_, content),
             max_tokens=analysis.max_tokens,
             temperature=analysis.temperature,
-            purpose="answer",
+            purpose="part",  # one part of the answer: never settled from on its own
         )
         answers[type_] = served.completion.content
     assert served is not None
     return answers, served
-
-
-def _settle_success(
-    work: Work, claim: jobs.Claim, tier: Tier, answers: dict[str, str], served: Served, note: str | None
-) -> JobResult:
-    with transaction() as conn:
-        row = jobs.settle(
-            conn,
-            claim,
-            status="succeeded",
-            content=json.dumps(answers),
-            model_used=served.completion.usage.model_served or served.model,
-            used_fallback=served.used_fallback,
-            detail=note,
-        )
-        if row is None:
-            return job_result(jobs.find(conn, work.job_id))  # another delivery settled it first
-        spend = quotas.add_spend(conn, work.user_id, row.quota_period, row.cost_usd) if row.quota_period else None
-    if spend is not None:
-        spend_alerts.check(work.user_id, tier, row.quota_period, spend)
-    if served.used_fallback:
-        metrics.fallbacks.labels(tier=tier.name, model=served.model).inc()
-    metrics.jobs.labels(tier=tier.name, kind=work.kind, status="succeeded").inc()
-    return job_result(row)

@@ -1,10 +1,10 @@
 """Long analyses on tiers with ``long_content = "summarize"``: the content is condensed by the
 catalog's cheap model first (workers/llm/preprocess.py), and the analysis reads the summaries.
 
-Every preprocessing call is an attempt of the job in ``llm_calls`` (``purpose = 'preprocess'``)
-with its cost, written as soon as it returns, so the job's totals include it. If condensing
+Every preprocessing call is an attempt of the job in ``llm_calls`` (``purpose = 'preprocess'``),
+written ``pending`` before it leaves and completed with its cost, so the job's totals include it. If condensing
 fails for any reason, the analysis falls back to the seed's truncation and says so; it never
-fails the job by itself. A redelivered job condenses again (its attempts continue the numbering).
+fails the job by itself. A redelivered job condenses again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from config import get_catalog
 from config.prompts import preprocess_messages
@@ -23,25 +23,20 @@ from workers.llm.preprocess import condense
 from workers.pipeline import jobs
 from workers.pipeline.attempts import Attempts
 
-if TYPE_CHECKING:
-    from workers.pipeline.runner import Work
-
 log = logging.getLogger(__name__)
 
 DEGRADED = "summarising failed"  # starts the note of an analysis that fell back to truncation
 TOKENS_PER_WORD = 2  # headroom: a word is 1-2 tokens, and a summary cut short is still usable
 
 
-def prepare(
-    work: Work, claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep
-) -> tuple[Work, jobs.Claim]:
-    """The work as the analysis should see it, and the claim with its attempt numbers advanced
-    past the preprocessing calls. Unchanged unless the tier summarises long analyses."""
+def prepare(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep) -> jobs.Claim:
+    """The claim as the analysis should see it: its content condensed and a note in its detail.
+    Unchanged unless the tier summarises long analyses."""
     analysis = get_catalog().analysis
-    if work.kind != "analysis" or tier.long_content != "summarize" or len(work.content) <= analysis.max_chars:
-        return work, claim
+    if claim.kind != "analysis" or tier.long_content != "summarize" or len(claim.content) <= analysis.max_chars:
+        return claim
     model = analysis.preprocess_model
-    attempts = Attempts(work.job_id, claim.first_attempt, tier, sleep)
+    attempts = Attempts(claim, tier, sleep)
 
     def one_call(chunk: str, part: int, parts: int, words: int) -> str:
         served = attempts.chain(
@@ -55,7 +50,7 @@ def prepare(
 
     try:
         condensed = condense(
-            work.content,
+            claim.content,
             max_chars=analysis.max_chars,
             chunk_chars=analysis.chunk_chars,
             max_words=analysis.summary_max_tokens,
@@ -66,18 +61,18 @@ def prepare(
     except (ProviderError, DeferredRetry) as exc:
         log.warning(
             "summarising long content failed; the analysis reads the start instead",
-            extra={"job_id": work.job_id, "tier": tier.name, "model": model, "error": type(exc).__name__},
+            extra={"job_id": claim.job_id, "tier": tier.name, "model": model, "error": type(exc).__name__},
         )
         note = (
             f"{DEGRADED} ({type(exc).__name__}); analysed the first {analysis.max_chars}"
-            f" of {len(work.content)} characters"
+            f" of {len(claim.content)} characters"
         )
-        content = work.content[: analysis.max_chars]
-    next_attempt = attempts.next_attempt
-    return dataclasses.replace(work, content=content, note=note), dataclasses.replace(claim, first_attempt=next_attempt)
+        content = claim.content[: analysis.max_chars]
+    detail = "; ".join(n for n in (claim.detail, note) if isinstance(n, str) and n)
+    return dataclasses.replace(claim, content=content, detail=detail)
 
 
 def degraded(result: dict[str, Any]) -> bool:
     """Whether a JobResult fell back to truncation (such an answer is not worth caching)."""
     detail = result.get("detail")
-    return isinstance(detail, str) and detail.startswith(DEGRADED)
+    return isinstance(detail, str) and DEGRADED in detail

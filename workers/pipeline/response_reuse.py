@@ -7,49 +7,41 @@ identical job in flight (single-flight), else from the provider as usual.
                                    waiter -> the leader's answer --> settle as a cache hit
                                    wait ran out -----------------> provider path
 
-A hit settles the job in one transaction: its ``llm_calls`` row (status ``cache_hit``, cost
-0, ``saved_usd``), the ``cache_hit`` flag and the job's final state. Its quota unit stays
-taken unless the catalog's ``cache.hit_takes_quota`` is false (docs/quotas.md).
+A hit makes no provider call. The pending ``llm_calls`` row the claim wrote becomes the hit's
+row (status ``cache_hit``, cost 0, ``saved_usd`` = the original cost), ``jobs.cache_hit`` is
+set, and the job settles like any other. Its quota unit stays taken unless the catalog's
+``cache.hit_takes_quota`` is false (docs/quotas.md).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import get_catalog
+from config.tiers import Tier
 from db.session import transaction
-from workers.llm import response_cache
+from workers.llm import costs, response_cache
 from workers.llm.response_cache import Cached, CacheKey
 from workers.llm.single_flight import get_single_flight
 from workers.ops import metrics
 from workers.pipeline import jobs, long_content
-from workers.pipeline.job_result import JobResult, job_result
-from workers.quotas import allowance as quotas
-
-if TYPE_CHECKING:
-    from workers.pipeline.runner import Work
 
 log = logging.getLogger(__name__)
 
 MARK_HIT = text("UPDATE jobs SET cache_hit = true WHERE id = :j AND deliveries = :d AND status = 'running'")
 
-RunProvider = Callable[..., Any]  # runner.run_provider: returns the JobResult
 
-
-def run(
-    work: Work, claim: jobs.Claim, provider_path: RunProvider, sleep: Callable[[float], None] = time.sleep
-) -> Any:  # the JobResult, typed as runner.run's
-    """The JobResult of a claimed job, bought at most once per cache key."""
-    tier = get_catalog().tier(work.tier)
-    key = response_cache.key_for(work.kind, work.type, tier, work.content, work.user_id)
+def run(claim: jobs.Claim, tier: Tier, provider_path: Callable[[], Any]) -> Any:
+    """The JobResult of a claimed job, bought at most once per cache key (None when this
+    delivery lost its claim, as runner.run)."""
+    key = response_cache.key_for(claim.kind, claim.type, tier, claim.content, claim.user_id)
     if key is None:
-        return provider_path(work, claim, sleep=sleep)
+        return provider_path()
 
     def ready() -> Cached | None:
         with transaction() as conn:
@@ -57,18 +49,19 @@ def run(
 
     cached = ready()
     if cached is not None:
-        return settle_hit(work, claim, cached)
+        return settle_hit(claim, tier, cached)
     flight = get_single_flight().lead_or_wait(key.digest, ready)
     if flight.value is not None:
         log.info(
             "served from an identical job in flight",
-            extra={"job_id": work.job_id, "tier": work.tier, "waited_s": round(flight.waited_seconds, 3)},
+            extra={"job_id": claim.job_id, "tier": tier.name, "waited_s": round(flight.waited_seconds, 3)},
         )
-        return settle_hit(work, claim, flight.value)
-    metrics.cache_lookups.labels(tier=work.tier, kind=work.kind, outcome="miss").inc()
+        return settle_hit(claim, tier, flight.value)
+    metrics.cache_lookups.labels(tier=tier.name, kind=claim.kind, outcome="miss").inc()
     try:
-        result = provider_path(work, claim, sleep=sleep)
-        if result["status"] == "succeeded" and not result.get("cache_hit") and not long_content.degraded(result):
+        result = provider_path()
+        bought = result is not None and result["status"] == "succeeded" and not result.get("cache_hit")
+        if bought and not long_content.degraded(result):  # a degraded answer is not worth keeping
             _store(key, result)
         return result
     finally:
@@ -85,26 +78,30 @@ def _store(key: CacheKey, result: Any) -> None:
         log.exception("answer not cached", extra={"job_id": result["job_id"], "tier": result["tier"]})
 
 
-def settle_hit(work: Work, claim: jobs.Claim, cached: Cached) -> JobResult:
+def settle_hit(claim: jobs.Claim, tier: Tier, cached: Cached) -> Any:
     """Finish a claimed job with a cached answer: no provider call, a zero-cost ledger row."""
+    from workers.pipeline.runner import ClaimLost, _finish  # the one place a job is settled
+
     with transaction() as conn:
-        response_cache.record_hit(conn, job_id=work.job_id, attempt=claim.first_attempt, tier=work.tier, cached=cached)
-        conn.execute(MARK_HIT, {"j": work.job_id, "d": claim.delivery})
-        row = jobs.settle(
-            conn,
-            claim,
-            status="succeeded",
-            content=cached.answer,
-            model_used=cached.model_used,
-            used_fallback=cached.used_fallback,
-            detail=cached.detail,
-        )
-        if row is None:
-            return job_result(jobs.find(conn, work.job_id))  # another delivery settled it first
-        if not get_catalog().cache.hit_takes_quota:
-            quotas.refund(conn, work.job_id)
-            row = jobs.find(conn, work.job_id)
-    metrics.cache_lookups.labels(tier=work.tier, kind=work.kind, outcome="hit").inc()
-    metrics.cache_saved.labels(tier=work.tier, kind=work.kind).inc(float(cached.cost_usd))
-    metrics.jobs.labels(tier=work.tier, kind=work.kind, status="succeeded").inc()
-    return job_result(row)
+        call_id = claim.call_id
+        if call_id is None:  # a redelivery: no pending row was written for it
+            try:
+                call_id = costs.open_attempt(conn, claim.job_id, claim.delivery, cached.model_used or "", 0)[0]
+            except LookupError as exc:
+                raise ClaimLost(str(exc)) from exc
+        response_cache.record_hit(conn, call_id=call_id, cached=cached)
+        conn.execute(MARK_HIT, {"j": claim.job_id, "d": claim.delivery})
+    result = _finish(
+        claim,
+        tier,
+        status="succeeded",
+        content=cached.answer,
+        model_used=cached.model_used,
+        used_fallback=cached.used_fallback,
+        detail=cached.detail,
+        refund=not get_catalog().cache.hit_takes_quota,
+    )
+    if result is not None:
+        metrics.cache_lookups.labels(tier=tier.name, kind=claim.kind, outcome="hit").inc()
+        metrics.cache_saved.labels(tier=tier.name, kind=claim.kind).inc(float(cached.cost_usd))
+    return result

@@ -24,12 +24,17 @@ COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
 
 
 def _reserve_statement(column: str) -> TextClause:
+    # The spend cap counts settled spend plus the maximum cost of every admitted, unsettled job
+    # (reserved_usd), so a burst of concurrent submits overruns it by at most one job's maximum.
+    # A batched analysis takes one unit per type (:n), all or none.
     return text(
-        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, :n)"
+        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}, reserved_usd)"
+        " VALUES (:u, :s, :e, :n, :max)"
         f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + :n,"
-        " updated_at = now()"
+        " reserved_usd = quota_usage.reserved_usd + :max, updated_at = now()"
         f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} + :n <= CAST(:lim AS integer))"
-        "   AND (CAST(:cap AS numeric) IS NULL OR quota_usage.spend_usd < CAST(:cap AS numeric))"
+        "   AND (CAST(:cap AS numeric) IS NULL"
+        "        OR quota_usage.spend_usd + quota_usage.reserved_usd < CAST(:cap AS numeric))"
         f" RETURNING {column}"
     )
 
@@ -50,10 +55,18 @@ class Reservation:
 
 
 def reserve(
-    conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date], *, units: int = 1
+    conn: Connection,
+    user_id: str,
+    kind: str,
+    tier: Tier,
+    period: tuple[date, date],
+    max_cost: Decimal = Decimal(0),
+    *,
+    units: int = 1,
 ) -> Reservation:
-    """Take ``units`` of ``kind`` (a batched analysis takes one per type) for ``user_id`` in
-    ``period``, all or none, or say why not."""
+    """Take ``units`` of ``kind`` (a batched analysis takes one per type, all or none) for
+    ``user_id`` in ``period`` and hold ``max_cost`` against the spend cap until the job
+    settles, or say why not."""
     COLUMN[kind]
     limit = tier.allowance(kind)
     cap = tier.spend_cap_usd
@@ -61,7 +74,7 @@ def reserve(
         return _refusal(conn, user_id, kind, tier, period, units)
     taken = conn.execute(
         RESERVE[kind],
-        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap, "n": units},
+        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap, "max": max_cost, "n": units},
     ).first()
     if taken is not None:
         return Reservation(True)
@@ -74,6 +87,7 @@ def _refusal(
     row = _row(conn, user_id, period[0])
     used = getattr(row, COLUMN[kind], 0) if row else 0
     spend = row.spend_usd if row else Decimal(0)
+    reserved = row.reserved_usd if row else Decimal(0)
     limit = tier.allowance(kind)
     if limit is not None and used + units > limit:
         noun = "scripts (videos)" if kind == "script" else "analyses"
@@ -95,6 +109,7 @@ def _refusal(
         "spend_cap_reached",
         {
             "spend_usd": format(spend, "f"),
+            "reserved_usd": format(reserved, "f"),
             "spend_cap_usd": format(tier.spend_cap_usd, "f"),
             "period_start": period[0].isoformat(),
             "period_end": period[1].isoformat(),
@@ -105,7 +120,10 @@ def _refusal(
 
 def _row(conn: Connection, user_id: str, period_start: date) -> Any:
     return conn.execute(
-        text("SELECT scripts_used, analyses_used, spend_usd FROM quota_usage WHERE user_id = :u AND period_start = :s"),
+        text(
+            "SELECT scripts_used, analyses_used, spend_usd, reserved_usd FROM quota_usage"
+            " WHERE user_id = :u AND period_start = :s"
+        ),
         {"u": user_id, "s": period_start},
     ).first()
 

@@ -1,7 +1,7 @@
 """cost optimisations: response cache, cache hits, preprocessing and batched analyses in the ledger
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0002
 Create Date: 2026-11-28 17:30:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0004"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -54,16 +54,23 @@ def upgrade() -> None:
             sa.String(length=16),
             server_default=sa.text("'answer'"),
             nullable=False,
-            comment="answer, or preprocess (a cheap model summarising long content)",
+            comment="answer; preprocess (a chunk of long content); batch or part (a batched analysis)",
         ),
+    )
+    # A cache hit is an llm_calls row of its own kind.
+    op.drop_constraint(op.f("ck_llm_calls_status"), "llm_calls", type_="check")
+    op.create_check_constraint(
+        op.f("ck_llm_calls_status"),
+        "llm_calls",
+        "status IN ('pending', 'ok', 'retry', 'fallback', 'fatal', 'unknown', 'cache_hit')",
     )
     op.alter_column(
         "llm_calls",
         "status",
         existing_type=sa.String(length=16),
         existing_nullable=False,
-        comment="ok, retry, fallback, fatal or cache_hit",
-        existing_comment="ok, retry, fallback or fatal",
+        comment="pending, ok, retry, fallback, fatal, unknown or cache_hit",
+        existing_comment="pending, ok, retry, fallback, fatal or unknown",
     )
     op.alter_column(
         "jobs",
@@ -88,6 +95,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_column("jobs", "cache_hit")
+    op.execute("DELETE FROM llm_calls WHERE status = 'cache_hit'")
+    op.drop_constraint(op.f("ck_llm_calls_status"), "llm_calls", type_="check")
+    op.create_check_constraint(
+        op.f("ck_llm_calls_status"),
+        "llm_calls",
+        "status IN ('pending', 'ok', 'retry', 'fallback', 'fatal', 'unknown')",
+    )
     op.alter_column(
         "jobs",
         "type",
@@ -102,8 +116,8 @@ def downgrade() -> None:
         "status",
         existing_type=sa.String(length=16),
         existing_nullable=False,
-        comment="ok, retry, fallback or fatal",
-        existing_comment="ok, retry, fallback, fatal or cache_hit",
+        comment="pending, ok, retry, fallback, fatal or unknown",
+        existing_comment="pending, ok, retry, fallback, fatal, unknown or cache_hit",
     )
     op.drop_column("llm_calls", "purpose")
     op.drop_column("llm_calls", "saved_usd")
