@@ -267,7 +267,7 @@ class ResponseCache(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True, comment="sha256 of every key part below")
     kind: Mapped[str] = mapped_column(String(16))
-    type: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(64))
     prompt_version: Mapped[str] = mapped_column(String(64), comment="hash of the prompt template")
     models: Mapped[str] = mapped_column(Text, comment="the model chain, in order")
     max_tokens: Mapped[int]

@@ -19,7 +19,7 @@ def upgrade() -> None:
         "response_cache",
         sa.Column("key", sa.String(length=64), nullable=False, comment="sha256 of every key part below"),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("prompt_version", sa.String(length=64), nullable=False, comment="hash of the prompt template"),
         sa.Column("models", sa.Text(), nullable=False, comment="the model chain, in order"),
         sa.Column("max_tokens", sa.Integer(), nullable=False),
