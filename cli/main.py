@@ -123,8 +123,7 @@ def submit(
     settings = get_settings()
     master = settings.redis_sentinel_master if settings.uses_sentinel else None
     client = LitinkClient(settings.require_redis_url(), transport_options={"master_name": master} if master else None)
-    consumers = _intake_consumers(client)
-    if not consumers:
+    if not client.intake_consumers(timeout=1.0):
         where = masked_url(settings.require_redis_url())
         if not no_wait:
             raise click.ClickException(
@@ -155,15 +154,6 @@ def submit(
     click.echo(to_json(result) if as_json else _job_text(result))
     if result["status"] != "succeeded":
         sys.exit(1)
-
-
-INTAKE_PING_TIMEOUT_S = 1.0
-
-
-def _intake_consumers(client: Any) -> list[str]:
-    """Names of the workers consuming ``intake`` that answered within a second."""
-    replies = client.app.control.inspect(timeout=INTAKE_PING_TIMEOUT_S).active_queues() or {}
-    return [worker for worker, queues in replies.items() if any(q.get("name") == "intake" for q in queues or [])]
 
 
 def _job_text(r: dict[str, Any]) -> str:

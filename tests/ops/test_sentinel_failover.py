@@ -1,0 +1,198 @@
+"""The production broker topology: Redis primary + replica watched by three Sentinels, a worker
+process on ``sentinel://`` URLs. Killing the primary mid-run loses no job.
+
+Every server here is this test's own (free ports, a tmp dir); the machine's Redis is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from config import get_catalog
+from devtools.embedded import free_port
+from tasks.client import LitinkClient
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_SERVER = shutil.which("redis-server")
+MASTER = "litink"
+JOBS = 12
+EMULATOR_LATENCY_MS = 700
+
+pytestmark = pytest.mark.skipif(
+    REDIS_SERVER is None, reason="redis-server is not installed, so no Redis primary, replica and Sentinels can start"
+)
+
+
+def _wait(condition, timeout: float, what: str, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+class Topology:
+    """A primary, a replica and three Sentinels (quorum 2, 1 s to declare the primary down)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.primary, self.replica = free_port(), free_port()
+        self.sentinels = [free_port() for _ in range(3)]
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def _start(self, port: int, *args: str) -> None:
+        log = open(self.workdir / f"{port}.log", "w")  # noqa: SIM115 (the process owns it)
+        self.procs[port] = subprocess.Popen([REDIS_SERVER, *args], stdout=log, stderr=subprocess.STDOUT)
+        _wait(lambda: _answers(port), 10, f"redis on port {port}")
+
+    def start(self) -> None:
+        for port, extra in ((self.primary, []), (self.replica, ["--replicaof", "127.0.0.1", str(self.primary)])):
+            data = self.workdir / str(port)
+            data.mkdir()
+            # appendonly: the broker is persistent, as docs/operations.md asks of production.
+            self._start(port, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
+                        "--appendonly", "yes", *extra)  # fmt: skip
+        _wait(self._replica_in_sync, 10, "the replica to sync")
+        for port in self.sentinels:
+            conf = self.workdir / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+                f"sentinel monitor {MASTER} 127.0.0.1 {self.primary} 2\n"
+                f"sentinel down-after-milliseconds {MASTER} 1000\n"
+                f"sentinel failover-timeout {MASTER} 10000\n"
+                f"sentinel parallel-syncs {MASTER} 1\n"
+            )
+            self._start(port, str(conf), "--sentinel")
+        _wait(lambda: all(self._sees_replica(p) for p in self.sentinels), 15, "every Sentinel to see the replica")
+
+    def _replica_in_sync(self) -> bool:
+        info = redis.Redis(port=self.replica).info("replication")
+        return info.get("master_link_status") == "up"
+
+    def _sees_replica(self, sentinel_port: int) -> bool:
+        replicas = redis.Redis(port=sentinel_port, decode_responses=True).sentinel_slaves(MASTER)
+        return any(r.get("port") == self.replica and "s_down" not in r.get("flags", "") for r in replicas)
+
+    def master_port(self) -> int:
+        _host, port = redis.Redis(port=self.sentinels[0]).sentinel_get_master_addr_by_name(MASTER)
+        return int(port)
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{port}/0" for port in self.sentinels)
+
+    def kill_primary(self) -> None:
+        self.procs[self.primary].send_signal(signal.SIGKILL)
+        self.procs[self.primary].wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def topology(tmp_path) -> Iterator[Topology]:
+    running = Topology(tmp_path)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def sentinel_worker(topology, emulator) -> Iterator[LitinkClient]:
+    """A `celery worker` process configured only through REDIS_URL=sentinel://... and
+    REDIS_SENTINEL_MASTER, and a producer client on the same Sentinels."""
+    client = LitinkClient(topology.url, transport_options={"master_name": MASTER})
+    name = f"sentinel-{uuid.uuid4().hex[:8]}@localhost"
+    env = os.environ | {
+        "REDIS_URL": topology.url,
+        "REDIS_SENTINEL_MASTER": MASTER,
+        # Short, so a message the worker held when its connection broke is redelivered soon.
+        "VISIBILITY_TIMEOUT": "20",
+    }
+    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "threads", "-c", "6",
+            "-Q", ",".join(get_catalog().queues()), "-n", name, "--without-mingle", "--without-gossip",
+            "-l", "WARNING"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT)
+    try:
+        _wait(lambda: client.app.control.ping(destination=[name], timeout=0.5), 30, "the worker to answer a ping")
+        yield client
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _statuses(db, job_ids: list[str]) -> dict[str, str]:
+    rows = db.execute(text("SELECT id, status FROM jobs WHERE id = ANY(:ids)"), {"ids": job_ids}).all()
+    return {r.id: r.status for r in rows}
+
+
+def _diagnosis(db, job_ids: list[str], topology: Topology) -> str:
+    statuses = _statuses(db, job_ids)
+    unfinished = {j: statuses.get(j, "no jobs row") for j in job_ids if statuses.get(j) != "succeeded"}
+    broker = redis.Redis(port=topology.master_port(), decode_responses=True)
+    queues = {k: broker.llen(k) for k in broker.keys("*") if broker.type(k) == "list"}
+    return f"unfinished {unfinished}; lists on the new primary {queues}; unacked {broker.hlen('unacked')}"
+
+
+def test_every_job_finishes_when_the_broker_primary_dies_mid_run_and_sentinel_fails_over(
+    topology, sentinel_worker, faults, db, capsys
+):
+    # Given a worker on sentinel:// URLs, and jobs that each take about 0.7 s at the provider
+    client = sentinel_worker
+    faults.set_latency(EMULATOR_LATENCY_MS)
+    job_ids = [client.submit_analysis(f"sentinel-user-{i}", f"Chapter {i}.", "summary") for i in range(JOBS)]
+    # When the primary is killed while jobs are running and others still wait in the queue
+    _wait(lambda: sum(s in ("running", "succeeded") for s in _statuses(db, job_ids).values()) >= 3, 30, "jobs to run")
+    redis.Redis(port=topology.primary).execute_command("WAIT", 1, 2000)  # the replica has what was acknowledged
+    finished_before = sum(s == "succeeded" for s in _statuses(db, job_ids).values())
+    killed_at = time.monotonic()
+    topology.kill_primary()
+    _wait(lambda: topology.master_port() == topology.replica, 30, "Sentinel to promote the replica", poll=0.05)
+    failover_s = time.monotonic() - killed_at
+    # Then every job reaches its final state, in Postgres and as the producer reads it
+    try:
+        _wait(lambda: list(_statuses(db, job_ids).values()) == ["succeeded"] * JOBS, 60, "every job to succeed", 0.5)
+    except AssertionError:
+        raise AssertionError(f"not all jobs succeeded: {_diagnosis(db, job_ids, topology)}") from None
+    all_done_s = time.monotonic() - killed_at
+    results = [client.result(job_id, timeout=30) for job_id in job_ids]
+    assert [r["status"] for r in results] == ["succeeded"] * JOBS
+    with capsys.disabled():
+        print(
+            f"\n[sentinel failover] {JOBS} jobs, {finished_before} done before the primary was killed;"
+            f" Sentinel promoted the replica in {failover_s:.1f} s;"
+            f" all {JOBS} succeeded {all_done_s:.1f} s after the kill"
+        )
