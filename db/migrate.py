@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool, text
@@ -48,3 +50,22 @@ def upgrade_to_head(database_url: str) -> tuple[str | None, str | None]:
     finally:
         engine.dispose()
     return before, after
+
+
+def schema_drift(database_url: str) -> list[Any]:
+    """What the models declare and the migrated database lacks, or the reverse (empty: none).
+
+    The same comparison as ``alembic check``: migrate to head, then autogenerate against the
+    models; every difference is a migration someone forgot to write.
+    """
+    import db.models  # noqa: F401  (registers the tables on Base.metadata)
+    from db.base import Base
+
+    upgrade_to_head(database_url)
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()

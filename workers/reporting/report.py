@@ -359,8 +359,8 @@ def _subscription_changes(conn: Connection, window: dict) -> dict[str, Any]:
 # -- recommendations -------------------------------------------------------------------------
 
 
-def _pct(ratio: str) -> str:
-    return f"{exact_decimal(Decimal(ratio).scaleb(2))}%"
+def _pct(ratio: str | None) -> str:
+    return "n/a" if ratio is None else f"{exact_decimal(Decimal(ratio).scaleb(2))}%"
 
 
 def recommendations(
