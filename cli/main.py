@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -157,7 +158,7 @@ def submit(
         sys.exit(1)
 
 
-def _job_text(r: dict[str, Any]) -> str:
+def _job_text(r: Mapping[str, Any]) -> str:
     lines = [f"job {r['job_id']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else "")]
     for key in ("kind", "type", "tier", "model_used", "used_fallback", "retry_after"):
         if r.get(key) is not None:
