@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import redis
@@ -36,9 +37,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _ask(port: int, *command: object, **options: object) -> object:
+    """One command to the Redis or Sentinel on ``port``, on a connection closed afterwards."""
+    with redis.Redis(port=port, socket_timeout=2, **options) as client:  # type: ignore[arg-type]
+        return client.execute_command(*command)
+
+
 def _answers(port: int) -> bool:
     try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+        return bool(_ask(port, "PING"))
     except redis.RedisError:
         return False
 
@@ -51,9 +58,11 @@ class Topology:
         self.primary, self.replica = free_port(), free_port()
         self.sentinels = [free_port() for _ in range(3)]
         self.procs: dict[int, subprocess.Popen] = {}
+        self.logs: list[IO[str]] = []
 
     def _start(self, port: int, *args: str) -> None:
-        log = open(self.workdir / f"{port}.log", "w")  # noqa: SIM115 (the process owns it)
+        log = open(self.workdir / f"{port}.log", "w")  # noqa: SIM115 (closed in stop())
+        self.logs.append(log)
         self.procs[port] = subprocess.Popen([REDIS_SERVER, *args], stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: _answers(port), timeout=10, what=f"redis on port {port}")
 
@@ -82,15 +91,17 @@ class Topology:
         )
 
     def _replica_in_sync(self) -> bool:
-        info = redis.Redis(port=self.replica).info("replication")
-        return info.get("master_link_status") == "up"
+        with redis.Redis(port=self.replica) as client:
+            return client.info("replication").get("master_link_status") == "up"
 
     def _sees_replica(self, sentinel_port: int) -> bool:
-        replicas = redis.Redis(port=sentinel_port, decode_responses=True).sentinel_slaves(MASTER)
+        with redis.Redis(port=sentinel_port, decode_responses=True) as sentinel:
+            replicas = sentinel.sentinel_slaves(MASTER)
         return any(r.get("port") == self.replica and "s_down" not in r.get("flags", "") for r in replicas)
 
     def master_port(self) -> int:
-        _host, port = redis.Redis(port=self.sentinels[0]).sentinel_get_master_addr_by_name(MASTER)
+        with redis.Redis(port=self.sentinels[0]) as sentinel:
+            _host, port = sentinel.sentinel_get_master_addr_by_name(MASTER)
         return int(port)
 
     @property
@@ -110,6 +121,8 @@ class Topology:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        for log in self.logs:
+            log.close()
 
 
 @pytest.fixture
@@ -149,6 +162,7 @@ def sentinel_worker(topology, emulator) -> Iterator[LitinkClient]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        client.app.close()
 
 
 def _statuses(db, job_ids: list[str]) -> dict[str, str]:
@@ -159,9 +173,10 @@ def _statuses(db, job_ids: list[str]) -> dict[str, str]:
 def _diagnosis(db, job_ids: list[str], topology: Topology) -> str:
     statuses = _statuses(db, job_ids)
     unfinished = {j: statuses.get(j, "no jobs row") for j in job_ids if statuses.get(j) != "succeeded"}
-    broker = redis.Redis(port=topology.master_port(), decode_responses=True)
-    queues = {k: broker.llen(k) for k in broker.keys("*") if broker.type(k) == "list"}
-    return f"unfinished {unfinished}; lists on the new primary {queues}; unacked {broker.hlen('unacked')}"
+    with redis.Redis(port=topology.master_port(), decode_responses=True) as broker:
+        queues = {k: broker.llen(k) for k in broker.keys("*") if broker.type(k) == "list"}
+        unacked = broker.hlen("unacked")
+    return f"unfinished {unfinished}; lists on the new primary {queues}; unacked {unacked}"
 
 
 def test_every_job_finishes_when_the_broker_primary_dies_mid_run_and_sentinel_fails_over(
@@ -177,7 +192,7 @@ def test_every_job_finishes_when_the_broker_primary_dies_mid_run_and_sentinel_fa
         timeout=30,
         what="jobs to run",
     )
-    redis.Redis(port=topology.primary).execute_command("WAIT", 1, 2000)  # the replica has what was acknowledged
+    _ask(topology.primary, "WAIT", 1, 2000)  # the replica has every write so far
     finished_before = sum(s == "succeeded" for s in _statuses(db, job_ids).values())
     killed_at = time.monotonic()
     topology.kill_primary()
