@@ -233,7 +233,7 @@ SUBSCRIPTION_STATUS = {
 def _usage_text(report: dict[str, Any]) -> str:
     """The same names as the JSON (`videos`, `videos_per_month`, `analyses`, `spend_usd`)."""
     status = SUBSCRIPTION_STATUS.get(report["status"], f"subscription {report['status']}")
-    cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'])} cap"
+    cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'], 'revenue')} cap"
     videos, analyses = report["videos"], report["analyses"]
     return (
         f"{report['user_id']}: tier {report['tier']} ({status}),"
