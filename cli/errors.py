@@ -89,6 +89,11 @@ def explain(exc: BaseException) -> str:
             return _settings_invalid(cause)
         if _is(cause, "psycopg", "OperationalError"):
             return _postgres(cause)
+        if _is(cause, "psycopg.errors", "UndefinedTable", "UndefinedColumn"):
+            return (
+                f"Postgres at {_setting('DATABASE_URL')} is not at the newest schema ({_first_line(cause)});"
+                " run `litink migrate`"
+            )
         if _is(cause, "redis.exceptions", "ConnectionError", "TimeoutError") or _is(
             cause, "kombu.exceptions", "OperationalError"
         ):

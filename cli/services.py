@@ -36,6 +36,12 @@ def use_services(*, database: bool = True, redis: bool = False, embedded: bool |
         os.environ.update(services.env())
         get_settings.cache_clear()
         get_catalog.cache_clear()
+        if "postgres" in services.embedded:  # a development database is always usable as is
+            from db.migrate import upgrade_to_head
+
+            before, after = upgrade_to_head(services.database_url)
+            if before != after:
+                click.echo(f"migrated the embedded postgres to {after}", err=True)
     else:
         services = Services(
             settings.require_database_url() if database else settings.database_url or "",
