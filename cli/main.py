@@ -98,7 +98,7 @@ def emulator(host: str, port: int, latency_ms: int) -> None:
 # -- jobs ------------------------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES))
+@litink.command(epilog=epilog("REDIS_URL", "REDIS_SENTINEL_MASTER"))
 @click.argument("kind", type=click.Choice(JOB_KINDS))
 @click.argument("user")
 @click.argument("content")
@@ -354,7 +354,7 @@ def costs(date_from: date | None, date_to: date | None, as_json: bool, html: str
 # -- long-running processes ------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES, "FLOWER_BASIC_AUTH"))
+@litink.command(epilog=epilog("REDIS_URL", "REDIS_SENTINEL_MASTER", "FLOWER_BASIC_AUTH"))
 @click.option("--insecure-local", is_flag=True, help="no auth, bound to 127.0.0.1 only")
 @click.option("--port", type=int, default=FLOWER_PORT, help="Flower's HTTP port")
 def flower(insecure_local: bool, port: int) -> None:
@@ -365,7 +365,7 @@ def flower(insecure_local: bool, port: int) -> None:
     sys.exit(flower_main(["--port", str(port)] + (["--insecure-local"] if insecure_local else [])))
 
 
-@litink.command(epilog=epilog(*SERVICES, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
+@litink.command(epilog=epilog(*DATABASE, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
 @click.option("--host", default="0.0.0.0")
 @click.option("--port", type=int, help="[default: WEBHOOK_PORT]")
 def webhooks(host: str, port: int | None) -> None:
