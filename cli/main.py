@@ -63,7 +63,7 @@ def litink(debug: bool, embedded: bool) -> None:
 # -- set-up and development ------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES))
+@litink.command(epilog=epilog(*DATABASE))
 def migrate() -> None:
     """Bring the database to the newest schema."""
     from db.migrate import upgrade_to_head
