@@ -57,11 +57,8 @@ def use_services(*, database: bool = True, redis: bool = False, embedded: bool |
 def check_postgres(url: str) -> None:
     import psycopg
 
-    from db.session import sqlalchemy_url
-
-    with psycopg.connect(
-        sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://"), connect_timeout=CONNECT_TIMEOUT_S
-    ):
+    # libpq takes postgresql:// and postgres://, not SQLAlchemy's driver-qualified scheme.
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=CONNECT_TIMEOUT_S):
         pass
 
 
