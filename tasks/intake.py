@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from celery import Task, states
+from celery import Signature, Task, states
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
@@ -42,7 +42,7 @@ class IntakeTask(Task):
     retry_backoff = True
     max_retries = 5
 
-    def on_replace(self, sig):
+    def on_replace(self, sig: Signature) -> Any:
         if self.request.is_eager:
             return super().on_replace(sig)
         _hand_over(sig)
