@@ -187,6 +187,47 @@ def cmd_costs(args) -> int:
     return 0
 
 
+def cmd_reconcile(args) -> int:
+    from db.session import get_engine
+    from workers.llm.provider_account import ProviderAccount
+    from workers.reporting.reconcile import reconcile_until_now
+
+    use_services()
+    with get_engine().connect() as conn:
+        report = reconcile_until_now(conn, args.start, args.end, ProviderAccount())
+    print(to_json(report) if args.json else _reconcile_text(report))
+    return 0
+
+
+def _usd(value: Any) -> str:
+    return "unknown" if value is None else f"${format(value, 'f')}"
+
+
+def _reconcile_text(r: dict) -> str:
+    m, p, d, checks = r["measured"], r["provider"], r["drift"], r["call_checks"]
+    lines = [f"window {r['window']['from']} to {r['window']['to']}"]
+    if m["missing"]:
+        lines.append(f"  no {' or '.join(m['missing'])} snapshot: the provider's spend is unknown")
+    else:
+        lines.append(f"  measured between snapshots {m['from']} and {m['to']} ({m['closing_source']})")
+    lines += [
+        f"  provider spend:   {_usd(p['spend_usd'])}",
+        f"  recorded:         {_usd(d['recorded_usd'])}  "
+        + ", ".join(f"{source} {_usd(cost)}" for source, cost in r["ledger"]["by_source"].items()),
+        f"  estimated:        {_usd(d['estimated_usd'])}",
+        f"  unexplained:      {_usd(d['unexplained_usd'])}",
+    ]
+    if r["ledger"]["in_flight"]:
+        lines.append(f"  {r['ledger']['in_flight']} calls still in flight: their cost is not in the ledger yet")
+    if checks:
+        lines.append(
+            f"  call checks: {checks['checked']} looked up, {checks['matched']} matched, "
+            f"{len(checks['mismatched'])} differ by {_usd(checks['difference_usd'])}, "
+            f"{len(checks['not_found'])} not found, {len(checks['failed'])} failed, {checks['skipped']} skipped"
+        )
+    return "\n".join(lines)
+
+
 def cmd_flower(args) -> int:
     from workers.ops.flower import main as flower_main
 
@@ -201,6 +242,15 @@ def cmd_webhooks(args) -> int:
     use_services()
     webhooks_main(args.host, args.port or get_settings().webhook_port)
     return 0
+
+
+def _moment(value: str) -> Any:
+    from workers.reporting.reconcile import parse_moment
+
+    try:
+        return parse_moment(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date or ISO time: {value!r}") from exc
 
 
 def parser() -> argparse.ArgumentParser:
@@ -265,6 +315,12 @@ def parser() -> argparse.ArgumentParser:
     costs.add_argument("--json", action="store_true")
     costs.add_argument("--html", metavar="FILE", help="write a self-contained page with charts")
     costs.set_defaults(func=cmd_costs)
+
+    rec = sub.add_parser("reconcile", help="the ledger against the provider's own figures: the drift")
+    rec.add_argument("--from", dest="start", type=_moment, help="YYYY-MM-DD or ISO time, UTC (default today 00:00)")
+    rec.add_argument("--to", dest="end", type=_moment, help="YYYY-MM-DD or ISO time, UTC (default now)")
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_reconcile)
 
     flower = sub.add_parser("flower", help="run Flower behind basic auth (FLOWER_BASIC_AUTH)")
     flower.add_argument("--insecure-local", action="store_true", help="no auth, bound to 127.0.0.1 only")
