@@ -79,14 +79,14 @@ def _optional_money(value: Any, field: str) -> Decimal | None:
 class ProviderAccount:
     """Reads of the provider's account endpoints. Cheap to build; one HTTP client per use."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, read_timeout: float = READ_TIMEOUT_SECONDS) -> None:
         settings = settings or get_settings()
         self._base_url = settings.openrouter_base_url.rstrip("/")
         self._key = settings.openrouter_api_key.get_secret_value() if settings.openrouter_api_key else ""
         mgmt = settings.openrouter_management_key
         self._management_key = mgmt.get_secret_value() if mgmt else None
         self._headers = {"HTTP-Referer": settings.openrouter_referer, "X-Title": settings.openrouter_title}
-        self._timeout = http_lib.Timeout(READ_TIMEOUT_SECONDS, connect=settings.openrouter_connect_timeout)
+        self._timeout = http_lib.Timeout(read_timeout, connect=settings.openrouter_connect_timeout)
 
     @property
     def has_management_key(self) -> bool:
@@ -130,7 +130,7 @@ class ProviderAccount:
 
     def _get(self, path: str, key: str, params: dict[str, str] | None = None, *, generation: bool = False) -> Any:
         """The ``data`` of a GET, or the workers.errors class its failure belongs to."""
-        headers = self._headers | {"Authorization": f"Bearer {key}"}
+        headers = self._headers | ({"Authorization": f"Bearer {key}"} if key else {})
         try:
             with http_lib.Client(timeout=self._timeout, headers=headers) as client:
                 response = client.get(self._base_url + path, params=params)
