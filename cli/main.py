@@ -187,7 +187,7 @@ def cmd_costs(args) -> int:
     return 0
 
 
-def cmd_reconcile(args) -> int:
+def cmd_reconcile(args: argparse.Namespace) -> int:
     from db.session import get_engine
     from workers.llm.provider_account import ProviderAccount
     from workers.reporting.reconcile import reconcile_until_now
@@ -203,7 +203,7 @@ def _usd(value: Any) -> str:
     return "unknown" if value is None else f"${format(value, 'f')}"
 
 
-def _reconcile_text(r: dict) -> str:
+def _reconcile_text(r: dict[str, Any]) -> str:
     m, p, d, checks = r["measured"], r["provider"], r["drift"], r["call_checks"]
     lines = [f"window {r['window']['from']} to {r['window']['to']}"]
     if m["missing"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from db.session import get_engine, transaction
 from workers.app import app
@@ -43,7 +44,7 @@ def check_cost_alerts():
 
 
 @app.task(name="litink.snapshot_provider_usage", autoretry_for=(RetryableError,), retry_backoff=30, max_retries=3)
-def snapshot_provider_usage():
+def snapshot_provider_usage() -> dict[str, str]:
     """Store the provider's /key figures. A failed read is retried a few times, then skipped:
     the next snapshot is minutes away and reconciliation brackets with whichever exist."""
     snapshot = read_snapshot(ProviderAccount())  # HTTP first, outside any transaction
@@ -53,7 +54,7 @@ def snapshot_provider_usage():
 
 
 @app.task(name="litink.reconcile_costs")
-def reconcile_costs():
+def reconcile_costs() -> dict[str, Any]:
     """Reconcile yesterday (UTC) and raise a cost_drift alert past RECONCILE_DRIFT_ALERT_USD."""
     start, end = reconcile.previous_utc_day(utcnow())
     with get_engine().connect() as conn:  # reads, and /generation lookups: no write transaction held
