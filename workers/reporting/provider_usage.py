@@ -7,15 +7,24 @@ difference of the two snapshots that bracket it (workers/reporting/reconcile.py)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Connection, text
 
+from db.session import get_engine
 from workers.llm.provider_account import ProviderAccount
 
-__all__ = ["Snapshot", "closing_snapshot", "opening_snapshot", "read_snapshot", "store_snapshot"]
+__all__ = [
+    "Snapshot",
+    "closing_snapshot",
+    "database_clock",
+    "opening_snapshot",
+    "read_snapshot",
+    "store_snapshot",
+]
 
 _COLUMNS = "taken_at, usage_usd, usage_daily, usage_monthly, credits_usage_usd"
 OPENING = text(
@@ -39,11 +48,19 @@ class Snapshot:
     credits_usage_usd: Decimal | None = None
 
 
-def read_snapshot(account: ProviderAccount) -> Snapshot:
-    """Read /key (and /credits with a management key). No database work: the HTTP reads
-    happen outside any transaction. ``taken_at`` is when the /key answer arrived."""
+def database_clock() -> datetime:
+    """Postgres' clock: the one ``llm_calls.created_at`` is stamped with, so a snapshot and the
+    ledger rows around it are ordered by one clock, whatever the worker host's clock says."""
+    with get_engine().connect() as conn:
+        moment: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+    return moment
+
+
+def read_snapshot(account: ProviderAccount, clock: Callable[[], datetime] = database_clock) -> Snapshot:
+    """Read /key (and /credits with a management key), outside any transaction. ``taken_at``
+    is ``clock()`` just after the /key answer arrived."""
     key = account.key()
-    taken_at = datetime.now(UTC)
+    taken_at = clock()
     credits = account.credits()
     return Snapshot(
         taken_at=taken_at,
