@@ -192,6 +192,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from workers.llm.provider_account import ProviderAccount
     from workers.reporting.reconcile import reconcile_until_now
 
+    if args.start and args.end and args.start >= args.end:
+        print(f"--from {args.start.isoformat()} is not before --to {args.end.isoformat()}", file=sys.stderr)
+        return 2
     use_services()
     with get_engine().connect() as conn:
         report = reconcile_until_now(conn, args.start, args.end, ProviderAccount())
