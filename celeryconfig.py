@@ -59,4 +59,3 @@ task_send_sent_event = True
 timezone = "UTC"
 enable_utc = True
 worker_hijack_root_logger = False
-

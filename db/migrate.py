@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, pool, text
 
 from db.session import sqlalchemy_url
@@ -41,5 +44,24 @@ def upgrade_to_head(database_url: str) -> None:
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
                 conn.commit()
+    finally:
+        engine.dispose()
+
+
+def schema_drift(database_url: str) -> list[Any]:
+    """What the models declare and the migrated database lacks, or the reverse (empty: none).
+
+    The same comparison as ``alembic check``: migrate to head, then autogenerate against the
+    models; every difference is a migration someone forgot to write.
+    """
+    import db.models  # noqa: F401  (registers the tables on Base.metadata)
+    from db.base import Base
+
+    upgrade_to_head(database_url)
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
     finally:
         engine.dispose()

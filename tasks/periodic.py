@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name="litink.reset_monthly_quotas")
-def reset_monthly_quotas():
+def reset_monthly_quotas() -> dict[str, Any]:
     with transaction() as conn:
         summary = monthly_reset.roll(conn, utcnow())
     log.info("quota periods rolled", extra=summary)
@@ -29,7 +29,7 @@ def reset_monthly_quotas():
 
 
 @app.task(name="litink.refresh_model_prices", autoretry_for=(Exception,), retry_backoff=60, max_retries=3)
-def refresh_model_prices():
+def refresh_model_prices() -> dict[str, Any]:
     models = model_catalog.fetch_models()
     with transaction() as conn:
         summary = model_catalog.sync(conn, models, utcnow())
@@ -38,7 +38,7 @@ def refresh_model_prices():
 
 
 @app.task(name="litink.check_cost_alerts")
-def check_cost_alerts():
+def check_cost_alerts() -> dict[str, Any]:
     with transaction() as conn:
         return {"raised": check_cost_thresholds(conn, utcnow())}
 

@@ -1,9 +1,10 @@
 """`notify` sends the final JobResult to the producer's own task and queue."""
 
 import json
-import time
 
 import redis
+
+from tests.waiting import wait_until
 
 
 def test_the_final_job_result_is_sent_to_the_notify_task_on_its_queue(worker, client, faults):
@@ -15,10 +16,7 @@ def test_the_final_job_result_is_sent_to_the_notify_task_on_its_queue(worker, cl
     )
     result = client.result(job_id, timeout=30)
     # Then a message for producer.job_done with the JobResult waits on producer-events
-    deadline = time.monotonic() + 10
-    while not (raw := r.lpop("producer-events")):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    raw = wait_until(lambda: r.lpop("producer-events"), timeout=10, what="the notify message")
     message = json.loads(raw)
     assert message["headers"]["task"] == "producer.job_done"
     args, _kwargs, _ = json.loads(__import__("base64").b64decode(message["body"]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -41,12 +41,20 @@ return 0
 
 
 class ProviderBudget:
-    def __init__(self, redis_url: str, requests_per_minute: int, concurrency_per_model: int, sleep=time.sleep):
+    def __init__(
+        self,
+        redis_url: str,
+        requests_per_minute: int,
+        concurrency_per_model: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._redis = redis.Redis.from_url(redis_url)
         self._acquire = self._redis.register_script(_ACQUIRE)
-        self._rpm = RateLimitItemPerMinute(requests_per_minute) if requests_per_minute else None
+        self._rpm = RateLimitItemPerMinute(requests_per_minute)
         self._limiter = (
-            MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="litink:provider")) if self._rpm else None
+            MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="litink:provider"))
+            if requests_per_minute
+            else None
         )
         self._concurrency = concurrency_per_model
         self._sleep = sleep

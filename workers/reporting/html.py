@@ -92,7 +92,8 @@ def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> 
         for i, h in enumerate(headers)
     )
     if not rows:
-        return f'<table><tr>{head}</tr><tr><td colspan="{len(headers)}" class="muted">None in this period.</td></tr></table>'
+        empty = f'<td colspan="{len(headers)}" class="muted">None in this period.</td>'
+        return f"<table><tr>{head}</tr><tr>{empty}</tr></table>"
     body = "".join(f"<tr>{''.join(cells)}</tr>" for cells in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -300,7 +301,8 @@ def _recommendations(report: dict[str, Any]) -> str:
 
 
 def _card(report: dict[str, Any], label: str, path: tuple[Any, ...], style: str) -> str:
-    return f'<div class="card"><div class="label">{escape(label)}</div><div class="value">{_fig(report, path, style)}</div></div>'
+    value = _fig(report, path, style)
+    return f'<div class="card"><div class="label">{escape(label)}</div><div class="value">{value}</div></div>'
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -316,7 +318,8 @@ def render_html(report: dict[str, Any]) -> str:
 <body>
 <h1>Cost and margin</h1>
 <p class="period">{_fig(report, ("period", "from"))} to {_fig(report, ("period", "to"))}
- ({_fig(report, ("period", "days"))} days, {_fig(report, ("period", "months"))} months), {escape(report["currency"])}</p>
+ ({_fig(report, ("period", "days"))} days, {_fig(report, ("period", "months"))} months),
+ {escape(report["currency"])}</p>
 <div class="cards">
 {_card(report, "Total cost", ("total_cost",), "money")}
 {_card(report, "List revenue", ("total_revenue",), "money")}
@@ -342,7 +345,8 @@ def render_html(report: dict[str, Any]) -> str:
 <p>Revenue: {escape(report["revenue_rule"])}.</p>
 <p>Recommendation thresholds: failure rate above {_fig(report, ("thresholds", "failure_rate"), "ratio")}
  over at least {_fig(report, ("thresholds", "min_calls"))} calls; fallback rate above
- {_fig(report, ("thresholds", "fallback_rate"), "ratio")} over at least {_fig(report, ("thresholds", "min_jobs"))} finished jobs.</p>
+ {_fig(report, ("thresholds", "fallback_rate"), "ratio")} over at least
+ {_fig(report, ("thresholds", "min_jobs"))} finished jobs.</p>
 </footer>
 </body>
 </html>
