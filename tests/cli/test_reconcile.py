@@ -8,10 +8,11 @@ OpenRouter, the snapshot beat task run by a worker, and the `litink` command.
 from __future__ import annotations
 
 import signal
-import time
 from decimal import Decimal
 
 from sqlalchemy import text
+
+from tests.waiting import wait_until
 
 FREE_PRIMARY = "meta-llama/llama-3.2-3b-instruct"
 
@@ -79,10 +80,7 @@ def test_reconcile_reports_the_call_of_a_worker_killed_mid_call_as_drift(
     opening = take_snapshot(celery_app)
     faults.set_latency(3000)
     job_id = client.submit_script("crash-user", "The last train.")
-    deadline = time.monotonic() + 20
-    while not faults.calls():  # the provider has the call (and has charged it)
-        assert time.monotonic() < deadline, "the call never reached the provider"
-        time.sleep(0.05)
+    wait_until(faults.calls, timeout=20, what="the call to reach (and be charged by) the provider")
     # When that worker is killed outright mid-call and another finishes the job
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)

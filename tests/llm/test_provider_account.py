@@ -15,6 +15,8 @@ from workers import errors
 from workers.llm.openrouter import OpenRouterClient
 from workers.llm.provider_account import ProviderAccount
 
+pytestmark = pytest.mark.unit  # the emulator only: no Postgres, no Redis
+
 MESSAGES = [{"role": "user", "content": "A lighthouse in the fog."}]
 
 

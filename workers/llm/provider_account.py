@@ -8,7 +8,7 @@
 - ``GET /credits``: the whole account's usage; needs ``OPENROUTER_MANAGEMENT_KEY``.
 
 Same base URL and key as the chat client (workers/llm/openrouter.py), plain HTTP through the
-same HTTP library, explicit timeouts, bodies parsed with ``parse_float=Decimal`` so money keeps
+same HTTP library (httpx2), explicit timeouts, bodies parsed with ``parse_float=Decimal`` so money keeps
 every digit. Every failure leaves this module as a workers.errors class: HTTP statuses go
 through ``openrouter.translate`` (one classification of provider answers), and only what is
 specific to these endpoints (a 404 on /generation, a body of the wrong shape) is decided here.
@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import httpx2  # the HTTP library the openai SDK is built on, as in workers/llm/openrouter.py
+
 from config import Settings, get_settings
 from workers import errors
-from workers.llm.openrouter import _error_body, http_lib, retry_after_seconds, translate
+from workers.llm.openrouter import _error_body, retry_after_seconds, translate
 
 __all__ = ["Credits", "Generation", "KeyUsage", "ProviderAccount", "read_credits", "read_generation", "read_key"]
 
@@ -86,7 +88,7 @@ class ProviderAccount:
         mgmt = settings.openrouter_management_key
         self._management_key = mgmt.get_secret_value() if mgmt else None
         self._headers = {"HTTP-Referer": settings.openrouter_referer, "X-Title": settings.openrouter_title}
-        self._timeout = http_lib.Timeout(read_timeout, connect=settings.openrouter_connect_timeout)
+        self._timeout = httpx2.Timeout(read_timeout, connect=settings.openrouter_connect_timeout)
 
     @property
     def has_management_key(self) -> bool:
@@ -132,11 +134,11 @@ class ProviderAccount:
         """The ``data`` of a GET, or the workers.errors class its failure belongs to."""
         headers = self._headers | ({"Authorization": f"Bearer {key}"} if key else {})
         try:
-            with http_lib.Client(timeout=self._timeout, headers=headers) as client:
+            with httpx2.Client(timeout=self._timeout, headers=headers) as client:
                 response = client.get(self._base_url + path, params=params)
-        except http_lib.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise errors.ProviderTimeout(f"GET {path}: timed out") from exc
-        except http_lib.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise errors.ProviderUnavailable(f"GET {path}: connection failed ({type(exc).__name__})") from exc
         if generation and response.status_code == 404:
             raise errors.GenerationNotFound(f"generation {params and params.get('id')} not found", status=404)
