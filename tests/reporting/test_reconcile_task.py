@@ -45,6 +45,7 @@ def test_the_daily_task_on_a_worker_raises_one_drift_alert_for_yesterday(worker,
         "period": yesterday.date().isoformat(),
         "threshold": "1.00",
         "unexplained_usd": "2.10",
+        "beyond_estimates_usd": "2.10",
         "exceeded": True,
         "raised": True,
     }

@@ -55,6 +55,7 @@ __all__ = [
     "MAX_CALL_CHECKS",
     "RECORDED_SOURCES",
     "check_drift",
+    "drift_beyond_bounds",
     "parse_moment",
     "previous_utc_day",
     "reconcile",
@@ -256,47 +257,55 @@ def previous_utc_day(now: datetime) -> tuple[datetime, datetime]:
     return today - timedelta(days=1), today
 
 
+def drift_beyond_bounds(report: dict[str, Any]) -> Decimal | None:
+    """The drift no ledger figure can account for, or 0 (None when the provider side is unknown).
+
+    What the ledger misses, ``provider - recorded``, should lie between 0 and ``estimated``:
+    an estimate is the most an unknown attempt can have cost, so an unexplained drift below
+    zero but within the estimates is expected. Beyond the estimates (money left unrecorded)
+    it is the positive unexplained drift; below zero (the ledger holds more than the provider
+    charged) it is that negative gap."""
+    provider = report["provider"]["spend_usd"]
+    if provider is None:
+        return None
+    gap = provider - report["drift"]["recorded_usd"]
+    if gap < 0:
+        return gap
+    return max(Decimal(0), gap - report["drift"]["estimated_usd"])
+
+
 def check_drift(
     conn: Connection,
     report: dict[str, Any],
     *,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Raise a ``cost_drift`` alert (once per UTC day of the window's start) when the
-    unexplained drift, either way, exceeds ``RECONCILE_DRIFT_ALERT_USD``.
+    """Raise a ``cost_drift`` alert (once per UTC day of the window's start) when the drift
+    beyond the ledger's bounds (:func:`drift_beyond_bounds`), either way, exceeds
+    ``RECONCILE_DRIFT_ALERT_USD``.
 
-    Returns ``{period, threshold, unexplained_usd, exceeded, raised}``, money as decimal
-    strings (None when unknown), like ``alerts.check_cost_thresholds``."""
+    Returns ``{period, threshold, unexplained_usd, beyond_estimates_usd, exceeded, raised}``,
+    money as decimal strings (None when unknown), like ``alerts.check_cost_thresholds``."""
     settings = settings or get_settings()
     threshold = settings.reconcile_drift_alert_usd
-    unexplained = report["drift"]["unexplained_usd"]
+    beyond = drift_beyond_bounds(report)
     period = report["window"]["from"][:10]
-    if threshold is None or unexplained is None:
-        return {
-            "period": period,
-            "threshold": _text(threshold),
-            "unexplained_usd": _text(unexplained),
-            "exceeded": False,
-            "raised": False,
-        }
-    exceeded = abs(unexplained) > threshold
-    raised = exceeded and raise_alert(
-        conn,
-        ALERT_KIND,
-        SYSTEM,
-        period,
-        threshold,
-        unexplained,
-        f"Unexplained LLM cost drift ${format(unexplained, 'f')} between the ledger and the provider for "
-        f"{period} exceeds ${format(threshold, 'f')} (provider ${format(report['provider']['spend_usd'], 'f')}, "
-        f"recorded ${format(report['drift']['recorded_usd'], 'f')}, "
-        f"estimated ${format(report['drift']['estimated_usd'], 'f')})",
-        settings=settings,
-    )
-    return {
+    outcome = {
         "period": period,
         "threshold": _text(threshold),
-        "unexplained_usd": _text(unexplained),
-        "exceeded": exceeded,
-        "raised": raised,
+        "unexplained_usd": _text(report["drift"]["unexplained_usd"]),
+        "beyond_estimates_usd": _text(beyond),
+        "exceeded": False,
+        "raised": False,
     }
+    if threshold is None or beyond is None or abs(beyond) <= threshold:
+        return outcome
+    drift = report["drift"]
+    message = (
+        f"LLM cost drift of ${beyond:f} between the provider and the ledger for {period} exceeds ${threshold:f}:"
+        f" provider ${report['provider']['spend_usd']:f}, recorded ${drift['recorded_usd']:f},"
+        f" estimated ${drift['estimated_usd']:f}"
+    )
+    outcome["exceeded"] = True
+    outcome["raised"] = raise_alert(conn, ALERT_KIND, SYSTEM, period, threshold, beyond, message, settings=settings)
+    return outcome
