@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = None
     cost_alert_daily_usd: Decimal | None = None
     cost_alert_monthly_usd: Decimal | None = None
-    # The daily reconciliation alerts when |provider spend - ledger| unexplained exceeds this.
+    # The daily reconciliation alerts when the drift beyond recorded cost + estimates exceeds this.
     reconcile_drift_alert_usd: Decimal | None = Decimal("1.00")
 
     # Stripe.
