@@ -33,7 +33,6 @@ Everything returned is plain data: money as Decimal, times as ISO 8601 strings.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -46,8 +45,6 @@ from workers import errors
 from workers.llm.provider_account import ProviderAccount
 from workers.reporting.alerts import SYSTEM, raise_alert
 from workers.reporting.provider_usage import Snapshot, closing_snapshot, opening_snapshot, read_snapshot
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ALERT_KIND",
