@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from kombu import serialization
+from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 
 from workers.ops import json_codec
@@ -62,5 +63,15 @@ def test_the_codec_keeps_the_json_name_and_content_type(installed: None) -> None
 def test_uninstall_gives_kombus_codec_back(installed: None) -> None:
     json_codec.uninstall()
     assert serialization.registry._encoders["json"].encoder is kombu_json.dumps
+    assert kombu_redis.dumps is kombu_json.dumps
     json_codec.install()
     assert serialization.registry._encoders["json"].encoder is json_codec.dumps
+
+
+def test_the_redis_transport_envelope_uses_the_codec_and_stays_readable(installed: None) -> None:
+    # Given an envelope as the Redis transport writes it (body base64, headers, properties)
+    envelope = {"body": "eyJhIjogMX0=", "headers": {"id": "j-1", "eta": None}, "properties": {"priority": 3}}
+    # Then the transport writes it with our codec and a stock reader gets the same envelope back
+    assert kombu_redis.dumps is json_codec.dumps
+    assert kombu_json.loads(kombu_redis.dumps(envelope)) == envelope
+    assert kombu_redis.loads(kombu_json.dumps(envelope)) == envelope

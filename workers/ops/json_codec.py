@@ -1,5 +1,8 @@
 """A faster JSON codec (orjson) for Celery messages, results and events, under the same name
-(``json``) and content type (``application/json``) as kombu's own, so nothing else changes:
+(``json``) and content type (``application/json``) as kombu's own, so nothing else changes.
+The Redis transport's envelope (the JSON around each message in a queue list, and in the
+unacked hash) goes through the same two functions.
+
 
 - a stock producer (``Celery(broker=..., backend=...)``, kombu's json) reads what we write and
   we read what it writes: the wire format is the same JSON;
@@ -19,6 +22,7 @@ import logging
 from typing import Any
 
 from kombu.serialization import register, register_json
+from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 
 log = logging.getLogger(__name__)
@@ -63,9 +67,11 @@ def install() -> bool:
         log.warning("orjson is not installed: Celery uses kombu's json codec")
         return False
     register("json", dumps, loads, content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING)
+    kombu_redis.dumps, kombu_redis.loads = dumps, loads  # the transport's envelope
     return True
 
 
 def uninstall() -> None:
     """Back to kombu's own json codec (the benchmark measures both)."""
     register_json()
+    kombu_redis.dumps, kombu_redis.loads = kombu_json.dumps, kombu_json.loads
