@@ -1,5 +1,6 @@
 """The Litink worker app, plus client-side counters the benchmark reads: SQL statements
-and transactions sent through SQLAlchemy, by kind.
+and transactions sent through SQLAlchemy, by kind; redis-py client objects built; JSON
+encodes and decodes.
 
 `celery -A bench.counted_app worker ...` runs exactly `workers.app` (same tasks, same
 settings, same signal handlers), minus the speed-ups named in BENCH_PIPELINE_WITHOUT; it adds SQLAlchemy event listeners (a dict
@@ -15,7 +16,10 @@ import threading
 from collections import Counter
 from typing import Any
 
+import redis
 from celery.worker.control import inspect_command
+from kombu.serialization import registry
+from kombu.transport import redis as kombu_redis
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -63,6 +67,45 @@ def _count_commit(conn: Any) -> None:
 def _count_rollback(conn: Any) -> None:
     with _lock:
         _counts["rollbacks"] += 1
+
+
+def _count(key: str, n: int = 1) -> None:
+    with _lock:
+        _counts[key] += n
+
+
+# What the speed-ups act on, counted per job: redis-py client objects built (kombu builds one
+# per command unless workers/ops/redis_clients.py is installed) and JSON encodes/decodes
+# (message bodies, results, events, the Redis transport's envelope).
+_redis_init = redis.Redis.__init__
+
+
+def _counting_redis_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _count("redis_clients_built")
+    _redis_init(self, *args, **kwargs)
+
+
+redis.Redis.__init__ = _counting_redis_init  # type: ignore[method-assign]
+
+
+def _counting(key: str, fn: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _count(key)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+_codec = registry._encoders["json"]
+registry.register(
+    "json",
+    _counting("json_encodes", _codec.encoder),
+    _counting("json_decodes", registry._decoders[_codec.content_type]),
+    content_type=_codec.content_type,
+    content_encoding=_codec.content_encoding,
+)
+kombu_redis.dumps = _counting("json_encodes", kombu_redis.dumps)
+kombu_redis.loads = _counting("json_decodes", kombu_redis.loads)
 
 
 @inspect_command()

@@ -794,7 +794,19 @@ def print_report(results: list[PhaseResult], rat: list[dict[str, Any]], tgt: lis
     say("   clients included; harness = this process; machine = /proc/stat, everything on the machine)")
     say("\nServer work per job")
     table(
-        ["variant", "latency", "procs", "SQL stmts", "by kind", "commits", "pg xacts", "new sessions", "redis cmds"],
+        [
+            "variant",
+            "latency",
+            "procs",
+            "SQL stmts",
+            "by kind",
+            "commits",
+            "pg xacts",
+            "new sessions",
+            "redis cmds",
+            "redis clients built",
+            "json enc/dec",
+        ],
         [
             [
                 r.variant,
@@ -806,6 +818,8 @@ def print_report(results: list[PhaseResult], rat: list[dict[str, Any]], tgt: lis
                 fmt(r.servers.get("pg_transactions_per_job")),
                 fmt(r.servers.get("pg_new_sessions")),
                 fmt(r.servers.get("redis_commands_per_job")),
+                fmt(r.sql.get("redis_clients_built")),
+                f"{fmt(r.sql.get('json_encodes'))}/{fmt(r.sql.get('json_decodes'))}" if r.sql else "-",
             ]
             for r in measured
         ],
