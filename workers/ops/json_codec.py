@@ -18,24 +18,17 @@ it), where kombu writes a marker; Celery and this project send ids as strings.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+import orjson
 from kombu.serialization import register, register_json
 from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
-
-log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "utf-8"
 _MARKER = '"__type__"'
 _kombu_encoder = kombu_json.JSONEncoder()
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a dependency; stay correct without it
-    orjson = None
 
 
 def _default(value: Any) -> Any:
@@ -60,15 +53,12 @@ def loads(payload: Any) -> Any:
     return orjson.loads(text)
 
 
-def install() -> bool:
+def install() -> None:
     """Register the codec as ``json`` in this process (every Celery process loads it via
-    workers/app.py). Returns False, keeping kombu's codec, when orjson is missing."""
-    if orjson is None:
-        log.warning("orjson is not installed: Celery uses kombu's json codec")
-        return False
+    workers/app.py)."""
     register("json", dumps, loads, content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING)
-    kombu_redis.dumps, kombu_redis.loads = dumps, loads  # the transport's envelope
-    return True
+    # The Redis transport's envelope goes through the same two functions.
+    kombu_redis.dumps, kombu_redis.loads = dumps, loads  # type: ignore[assignment]
 
 
 def uninstall() -> None:

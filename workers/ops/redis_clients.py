@@ -40,9 +40,9 @@ def _create_client(self: Any, asynchronous: bool = False) -> Any:
 
 def install() -> None:
     """Patch kombu's Redis channel in this process (idempotent)."""
-    kombu_redis.Channel._create_client = _create_client
+    kombu_redis.Channel._create_client = _create_client  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     """Back to kombu's behaviour (the benchmark measures both)."""
-    kombu_redis.Channel._create_client = _original
+    kombu_redis.Channel._create_client = _original  # type: ignore[method-assign]
