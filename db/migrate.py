@@ -8,7 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from alembic.migration import MigrationContext
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, pool, text
 
 from db.session import sqlalchemy_url
@@ -24,8 +24,9 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade_to_head(database_url: str) -> None:
-    """Run every pending migration under a session-level advisory lock.
+def upgrade_to_head(database_url: str) -> tuple[str | None, str | None]:
+    """Run every pending migration under a session-level advisory lock; return the revision
+    before and after (equal when there was nothing to do).
 
     The second of two concurrent callers waits for the lock, then finds nothing to do.
     A short lock_timeout keeps a migration from queueing forever behind live traffic.
@@ -39,13 +40,16 @@ def upgrade_to_head(database_url: str) -> None:
                 conn.execute(text("SET lock_timeout = '15s'"))
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn
+                before = MigrationContext.configure(conn).get_current_revision()
                 command.upgrade(cfg, "head")
                 conn.commit()
+                after = MigrationContext.configure(conn).get_current_revision()
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
                 conn.commit()
     finally:
         engine.dispose()
+    return before, after
 
 
 def schema_drift(database_url: str) -> list[Any]:

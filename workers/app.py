@@ -2,7 +2,7 @@
 
 from celery import Celery, signals
 
-from workers.ops import json_codec, log_setup, metrics_server, redis_clients
+from workers.ops import json_codec, log_setup, metrics_server, redis_clients, startup
 
 TASK_MODULES = [
     "tasks.intake",
@@ -23,3 +23,5 @@ app.config_from_object("celeryconfig")
 # Our structured logging replaces Celery's own set-up in worker and beat processes.
 signals.setup_logging.connect(log_setup.configure, weak=False)
 metrics_server.install(app)
+# A worker refuses to start when it could only fail its jobs (e.g. OpenRouter without a key).
+signals.worker_init.connect(startup.refuse_misconfigured_worker, weak=False)

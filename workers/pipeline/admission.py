@@ -53,9 +53,11 @@ def admit(req: JobRequest) -> Admission:
         if errors:
             return _reject(conn, req, tier, "invalid_input", errors)
 
-        decision = user_rate_limiter(get_settings().require_redis_url(), get_settings().rate_limit_fail_open).hit(
-            req.user_id, tier.requests_per_minute
+        settings = get_settings()
+        limiter = user_rate_limiter(
+            settings.require_redis_url(), settings.rate_limit_fail_open, settings.redis_sentinel_master
         )
+        decision = limiter.hit(req.user_id, tier.requests_per_minute)
         if not decision.allowed:
             reason = "rate_limiter_unavailable" if decision.degraded else "rate_limited"
             detail = {

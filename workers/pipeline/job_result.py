@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal, NotRequired, TypedDict
 
+from workers.money import exact_decimal
+
 JOB_COLUMNS = (
     "id, user_id, kind, type, tier, status, reason, detail, retry_after, result_content, model_used,"
     " used_fallback, prompt_tokens, completion_tokens, cost_usd, quota_period, notify, created_at"
@@ -36,11 +38,6 @@ class JobResult(TypedDict):
     used_fallback: bool
     usage: Usage
     cache_hit: NotRequired[bool]
-
-
-def exact(value: Decimal | None) -> str:
-    """A decimal string with every digit and no exponent (e.g. "0.000123"): money on the wire."""
-    return format(value or Decimal(0), "f")
 
 
 def build(
@@ -76,7 +73,7 @@ def build(
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-            "cost_usd": exact(cost_usd),
+            "cost_usd": exact_decimal(cost_usd),
         },
     }
 
