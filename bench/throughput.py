@@ -161,6 +161,12 @@ class Bench:
                 f"{'' if self.max_connections == 100 else ' (the targets assume 100)'}; "
                 f"{self.servers.sessions_now()} sessions open on {self.servers.dbname} now"
             )
+        from config import get_settings
+
+        pool = getattr(get_settings(), "db_pool_size", None)  # DB_POOL_SIZE, where the settings have it
+        if pool is not None:
+            procs = max(parse_list(self.args.worker_procs or "1,2", int))
+            say(f"pipeline workers: DB_POOL_SIZE = {pool} per process, {procs * pool} connections at {procs} processes")
 
     def stop(self) -> None:
         if self.emulator:
