@@ -57,7 +57,7 @@ def run_demo(latency_ms: int = 300) -> int:
     from config import get_catalog, get_settings
     from db.migrate import upgrade_to_head
 
-    services = use_services(database=True, redis=True, embedded=True)
+    services = use_services(database=True, redis=True, embedded=True, announce=False)
     say(
         "Postgres: "
         + (
