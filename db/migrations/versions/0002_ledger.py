@@ -1,7 +1,7 @@
 """ledger: write-ahead attempts, the job as a whole row, leases and spend reservations
 
 Revision ID: 0002
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-28 17:15:48.065236
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = "0002"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
