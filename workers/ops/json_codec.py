@@ -12,6 +12,9 @@ unacked hash) goes through the same two functions.
 - everything else (the common case: str, int, float, bool, None, list, tuple, dict) takes
   orjson's path, several times faster than the standard library's in both directions.
 
+Lone surrogates (``"\ud800"``, valid JSON that orjson refuses both ways) fall back to kombu's
+own codec, so such a message is read and answered like any other.
+
 One difference, on purpose: a ``uuid.UUID`` is encoded as its string (orjson has no hook for
 it), where kombu writes a marker; Celery and this project send ids as strings.
 """
@@ -40,9 +43,12 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     # str, as kombu's codec returns: the Redis transport and the result backend expect text.
-    return orjson.dumps(
-        value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-    ).decode()
+    try:
+        return orjson.dumps(
+            value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+        ).decode()
+    except TypeError:  # a lone surrogate (orjson refuses it; JSON escapes it): kombu's encoder
+        return kombu_json.dumps(value)
 
 
 def loads(payload: Any) -> Any:
@@ -50,7 +56,12 @@ def loads(payload: Any) -> Any:
     text = payload if isinstance(payload, str) else bytes(payload).decode(CONTENT_ENCODING)
     if _MARKER in text:  # a kombu type marker: kombu's decoder restores the value
         return kombu_json.loads(text)
-    return orjson.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # Valid JSON orjson refuses: a lone surrogate escape ("\ud800") a stock producer may
+        # send. The standard decoder reads it, so the job gets a final state, not a lost message.
+        return kombu_json.loads(text)
 
 
 def install() -> None:
