@@ -82,6 +82,8 @@ if _settings.uses_sentinel:
     # Ride out a failover (Sentinel's down-after-milliseconds plus the election) instead of
     # failing the publish or the result write: about 30 s of retries, then give up.
     result_backend_transport_options["retry_policy"] = {"timeout": 30.0}
+    result_backend_always_retry = True  # a result write during a failover waits for the new primary
+    result_backend_max_retries = 12  # 10 ms doubling, capped at 10 s: about 30 s in all
     task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 # A result stored while Redis restarts waits for it (backoff up to 10 s, about 2 minutes in
 # all) instead of turning a finished job into a FAILURE the producer would receive.
@@ -89,9 +91,11 @@ result_backend_always_retry = True
 result_backend_max_retries = 20
 result_backend_base_sleep_between_retries_ms = 100
 
-# Flower and metrics need task events.
+# Flower needs task events: received, started, succeeded, failed (workers/ops/flower.py).
+# No `task-sent`: nothing reads it (Flower shows the states above without it, and stock
+# producers never send it), and the hand-over would publish one per job (docs/benchmarks.md).
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 
 timezone = "UTC"
 enable_utc = True

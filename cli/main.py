@@ -10,7 +10,8 @@ import os
 import signal
 import sys
 import traceback
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 import click
@@ -62,7 +63,7 @@ def litink(debug: bool, embedded: bool) -> None:
 # -- set-up and development ------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES))
+@litink.command(epilog=epilog(*DATABASE))
 def migrate() -> None:
     """Bring the database to the newest schema."""
     from db.migrate import upgrade_to_head
@@ -97,7 +98,7 @@ def emulator(host: str, port: int, latency_ms: int) -> None:
 # -- jobs ------------------------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES))
+@litink.command(epilog=epilog("REDIS_URL", "REDIS_SENTINEL_MASTER"))
 @click.argument("kind", type=click.Choice(JOB_KINDS))
 @click.argument("user")
 @click.argument("content")
@@ -124,8 +125,7 @@ def submit(
     settings = get_settings()
     master = settings.redis_sentinel_master if settings.uses_sentinel else None
     client = LitinkClient(settings.require_redis_url(), transport_options={"master_name": master} if master else None)
-    consumers = _intake_consumers(client)
-    if not consumers:
+    if not client.intake_consumers(timeout=1.0):
         where = masked_url(settings.require_redis_url())
         if not no_wait:
             raise click.ClickException(
@@ -158,16 +158,7 @@ def submit(
         sys.exit(1)
 
 
-INTAKE_PING_TIMEOUT_S = 1.0
-
-
-def _intake_consumers(client: Any) -> list[str]:
-    """Names of the workers consuming ``intake`` that answered within a second."""
-    replies = client.app.control.inspect(timeout=INTAKE_PING_TIMEOUT_S).active_queues() or {}
-    return [worker for worker, queues in replies.items() if any(q.get("name") == "intake" for q in queues or [])]
-
-
-def _job_text(r: dict[str, Any]) -> str:
+def _job_text(r: Mapping[str, Any]) -> str:
     lines = [f"job {r['job_id']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else "")]
     for key in ("kind", "type", "tier", "model_used", "used_fallback", "retry_after"):
         if r.get(key) is not None:
@@ -242,7 +233,7 @@ SUBSCRIPTION_STATUS = {
 def _usage_text(report: dict[str, Any]) -> str:
     """The same names as the JSON (`videos`, `videos_per_month`, `analyses`, `spend_usd`)."""
     status = SUBSCRIPTION_STATUS.get(report["status"], f"subscription {report['status']}")
-    cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'])} cap"
+    cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'], 'revenue')} cap"
     videos, analyses = report["videos"], report["analyses"]
     return (
         f"{report['user_id']}: tier {report['tier']} ({status}),"
@@ -383,10 +374,69 @@ def costs(date_from: date | None, date_to: date | None, as_json: bool, html: str
         console().print(text_report(report))
 
 
+class Moment(click.ParamType):
+    """A day (YYYY-MM-DD, meaning its midnight) or an ISO 8601 time; without a zone, UTC."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        from workers.reporting.reconcile import parse_moment
+
+        try:
+            return parse_moment(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time", param, ctx)
+
+
+@litink.command(epilog=epilog(*DATABASE, "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "OPENROUTER_MANAGEMENT_KEY"))
+@click.option("--from", "start", type=Moment(), help="window start, inclusive [default: today 00:00 UTC]")
+@click.option("--to", "end", type=Moment(), help="window end, exclusive [default: now, closed by a live /key reading]")
+@json_option
+def reconcile(start: datetime | None, end: datetime | None, as_json: bool) -> None:
+    """The ledger against OpenRouter's own figures: recorded, estimated and unexplained drift."""
+    if start and end and start >= end:
+        raise click.BadParameter(f"{start.isoformat()} is not before --to {end.isoformat()}", param_hint="--from")
+    from db.session import get_engine
+    from workers.llm.provider_account import ProviderAccount
+    from workers.reporting.reconcile import reconcile_until_now
+
+    use_services()
+    with get_engine().connect() as conn:
+        report = reconcile_until_now(conn, start, end, ProviderAccount())
+    click.echo(to_json(report) if as_json else _reconcile_text(report))
+
+
+def _reconcile_text(r: dict[str, Any]) -> str:
+    m, d, checks = r["measured"], r["drift"], r["call_checks"]
+    lines = [f"window {r['window']['from']} to {r['window']['to']}"]
+    if m["missing"]:
+        lines.append(f"  no {' or '.join(m['missing'])} snapshot: the provider's spend is unknown")
+    else:
+        lines.append(f"  measured between snapshots {m['from']} and {m['to']} ({m['closing_source']})")
+    sources = ", ".join(f"{source} {display_usd(cost)}" for source, cost in r["ledger"]["by_source"].items())
+    lines += [
+        f"  provider spend:  {display_usd(r['provider']['spend_usd'])}",
+        f"  recorded:        {display_usd(d['recorded_usd'])}" + (f"  ({sources})" if sources else ""),
+        f"  estimated:       {display_usd(d['estimated_usd'])}",
+        f"  unexplained:     {display_usd(d['unexplained_usd'])}",
+    ]
+    if r["ledger"]["in_flight"]:
+        lines.append(f"  {r['ledger']['in_flight']} calls still in flight: their cost is not in the ledger yet")
+    if checks:
+        lines.append(
+            f"  call checks: {checks['checked']} looked up, {checks['matched']} matched, "
+            f"{len(checks['mismatched'])} differ by {display_usd(checks['difference_usd'])}, "
+            f"{len(checks['not_found'])} not found, {len(checks['failed'])} failed, {checks['skipped']} skipped"
+        )
+    return "\n".join(lines)
+
+
 # -- long-running processes ------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES, "FLOWER_BASIC_AUTH"))
+@litink.command(epilog=epilog("REDIS_URL", "REDIS_SENTINEL_MASTER", "FLOWER_BASIC_AUTH"))
 @click.option("--insecure-local", is_flag=True, help="no auth, bound to 127.0.0.1 only")
 @click.option("--port", type=int, default=FLOWER_PORT, help="Flower's HTTP port")
 def flower(insecure_local: bool, port: int) -> None:
@@ -397,7 +447,7 @@ def flower(insecure_local: bool, port: int) -> None:
     sys.exit(flower_main(["--port", str(port)] + (["--insecure-local"] if insecure_local else [])))
 
 
-@litink.command(epilog=epilog(*SERVICES, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
+@litink.command(epilog=epilog(*DATABASE, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
 @click.option("--host", default="0.0.0.0")
 @click.option("--port", type=int, help="[default: WEBHOOK_PORT]")
 def webhooks(host: str, port: int | None) -> None:

@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from celery import Task, states
+from celery import Signature, Task, states
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from config import get_settings
 from tasks.generation import run_job
@@ -35,11 +38,6 @@ def outage_retries(outage_seconds: float, backoff_max: int = INTAKE_RETRY_BACKOF
     return retries
 
 
-def broker_connection_errors(app: Any) -> tuple[type[BaseException], ...]:
-    """The broker transport's connection errors (kombu lists KeyError among Redis's; not ours)."""
-    return tuple(e for e in app.connection_for_write().connection_errors if e is not KeyError)
-
-
 class IntakeTask(Task):
     """Base of the submit tasks: replacement without Celery's Ignore.
 
@@ -60,12 +58,12 @@ class IntakeTask(Task):
     retry_jitter = False  # full jitter can draw 0 s: a retry racing the state its predecessor stores
     max_retries = outage_retries(get_settings().intake_db_outage_seconds)
 
-    def on_replace(self, sig):
+    def on_replace(self, sig: Signature) -> Any:
         if self.request.is_eager:
             return super().on_replace(sig)
         try:
-            sig.delay()
-        except broker_connection_errors(self.app):
+            _hand_over(sig)
+        except HANDOVER_ERRORS:
             # The job is admitted (its row is committed): recovery publishes it from Postgres,
             # and the producer's get() still receives the tier task's JobResult.
             log.warning(
@@ -76,6 +74,28 @@ class IntakeTask(Task):
     def answer(self, result: dict[str, Any]) -> dict[str, Any]:
         self.backend.store_result(self.request.id, result, states.SUCCESS)
         return result
+
+
+# A broker failover (Sentinel promoting a replica) takes a few seconds. kombu retries a publish
+# only on the errors it knows; when the connection is replaced under a producer's channel it
+# can surface as AttributeError ('NoneType' object has no attribute 'client'). The jobs row is
+# already written, so giving up here would strand the job: try again for a while instead. A
+# handover published twice is harmless (the tier task is idempotent).
+HANDOVER_ERRORS = (KombuOperationalError, RedisError, OSError, AttributeError)
+HANDOVER_ATTEMPTS = 15
+HANDOVER_PAUSE_S = 1.0
+
+
+def _hand_over(sig: Any, sleep: Any = time.sleep) -> None:
+    for attempt in range(1, HANDOVER_ATTEMPTS + 1):
+        try:
+            sig.delay()
+            return
+        except HANDOVER_ERRORS as exc:
+            if attempt == HANDOVER_ATTEMPTS:
+                raise
+            log.warning("handover not published (%s); trying again", type(exc).__name__)
+            sleep(HANDOVER_PAUSE_S)
 
 
 def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any, idempotency_key: Any, notify: Any):

@@ -26,17 +26,19 @@ def test_a_late_retry_never_overwrites_the_final_state_a_producer_waits_for():
 
 
 def test_a_worker_warns_when_its_broker_redis_keeps_nothing_on_disk(caplog):
-    with redis_server() as volatile, redis_server("--appendonly", "yes") as durable:
-        with caplog.at_level(logging.WARNING):
-            assert check_broker_persistence(volatile.client()) is False
-            assert check_broker_persistence(durable.client()) is True
+    with (
+        redis_server() as volatile,
+        redis_server("--appendonly", "yes") as durable,
+        caplog.at_level(logging.WARNING),
+    ):
+        assert check_broker_persistence(volatile.client()) is False
+        assert check_broker_persistence(durable.client()) is True
     assert sum("keeps nothing on disk" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_the_persistence_check_tolerates_a_redis_whose_config_command_is_disabled(caplog):
-    with redis_server("--rename-command", "CONFIG", '""') as managed:
-        with caplog.at_level(logging.INFO):
-            assert check_broker_persistence(managed.client()) is None
+    with redis_server("--rename-command", "CONFIG", '""') as managed, caplog.at_level(logging.INFO):
+        assert check_broker_persistence(managed.client()) is None
     assert any("CONFIG is disabled" in r.getMessage() for r in caplog.records)
 
 

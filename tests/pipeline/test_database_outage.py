@@ -52,7 +52,8 @@ def run_through_outage(emulator, faults, down_seconds: float) -> None:
             assert db.execute(text("SELECT count(*) FROM llm_calls WHERE status = 'ok'")).scalar() == 60
             recorded = set(db.execute(text("SELECT generation_id FROM llm_calls WHERE status = 'ok'")).scalars())
             assert [c for c in calls if c["status"] == 200 and c["id"] not in recorded] == []
-            assert db.execute(text("SELECT count(*) FROM llm_calls WHERE status IN ('pending', 'unknown')")).scalar() == 0
+            unrecorded = text("SELECT count(*) FROM llm_calls WHERE status IN ('pending', 'unknown')")
+            assert db.execute(unrecorded).scalar() == 0
             units = db.execute(text("SELECT sum(analyses_used), sum(reserved_usd) FROM quota_usage")).one()
             assert units == (60, 0)
         engine.dispose()

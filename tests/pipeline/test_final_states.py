@@ -46,9 +46,7 @@ def test_a_lone_surrogate_in_the_content_never_leaves_a_job_running(worker, clie
         assert unit_and_reservation(db, "surrogate-reader")[1] == 0
 
 
-def test_an_exception_in_the_tier_task_fails_the_job_as_internal_error_and_refunds_its_unit(
-    worker, client, faults, db
-):
+def test_an_exception_in_the_tier_task_fails_the_job_as_internal_error_and_refunds_its_unit(worker, client, faults, db):
     # Given an admitted job whose row makes the tier task raise (an unknown type: a bug)
     from workers.app import app
 

@@ -128,3 +128,31 @@ def test_recovery_leaves_a_job_published_within_the_grace_age_alone(db):
     # Then recovery waits for the grace age before judging it lost
     assert recovery.recover(app).republished == []
     assert recovery.recover(app, now=utcnow() + timedelta(seconds=120)).republished == ["fresh"]
+
+
+def test_a_job_whose_answer_was_recorded_but_not_settled_settles_from_it_without_a_second_call(
+    worker, client, faults, db
+):
+    # Given a job whose worker recorded the answer (ok row, content kept) and died before settling
+    from config import get_catalog
+
+    add_running_job(db, "answered-job", lease="-1 second")
+    db.execute(
+        text(
+            "UPDATE llm_calls SET status = 'ok', cost_usd = 0.0002, cost_source = 'provider', prompt_tokens = 3,"
+            " completion_tokens = 5, response_content = 'the paid answer', model = :m"
+            " WHERE job_id = 'answered-job'"
+        ),
+        {"m": get_catalog().tier("free").models[0]},
+    )
+    # When its message is delivered again
+    free = get_catalog().tier("free")
+    sent = client.app.send_task(
+        "litink.run_job", kwargs={"job_id": "answered-job"}, task_id="answered-job", queue=free.queue
+    )
+    result = sent.get(timeout=30)
+    # Then it is settled from the recorded answer: no provider call, no second row
+    assert result["status"] == "succeeded" and result["content"] == "the paid answer"
+    assert result["usage"]["cost_usd"] == "0.0002"
+    assert faults.calls() == []
+    assert db.execute(text("SELECT count(*) FROM llm_calls WHERE job_id = 'answered-job'")).scalar() == 1

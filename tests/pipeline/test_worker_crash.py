@@ -57,7 +57,14 @@ def kill_mid_run(jobs: int, kills: int, db, faults, emulator) -> dict:
 def assert_ledger_complete(db, outcome: dict) -> None:
     results = outcome["results"]
     # every job final, once, and its producer got the JobResult
-    assert [r for r in results.values() if not (isinstance(r, dict) and r["status"] == "succeeded")] == []
+    bad = [j for j, r in results.items() if not (isinstance(r, dict) and r["status"] == "succeeded")]
+    rows = db.execute(
+        text("SELECT id, status, deliveries, lease_until, published_at FROM jobs WHERE id = ANY(:ids)"), {"ids": bad}
+    ).all()
+    calls_of_bad = db.execute(
+        text("SELECT job_id, attempt, status FROM llm_calls WHERE job_id = ANY(:ids)"), {"ids": bad}
+    ).all()
+    assert bad == [], (rows, calls_of_bad, [results[j] for j in bad])
     assert db.execute(text("SELECT count(*) FROM jobs WHERE status <> 'succeeded'")).scalar() == 0
     # the answer was bought once: one ok attempt per job
     assert db.execute(text("SELECT count(*) FROM llm_calls WHERE status = 'ok'")).scalar() == len(results)
@@ -156,6 +163,38 @@ def test_a_message_popped_by_a_worker_killed_before_kombu_recorded_it_is_publish
     assert client.result(job_id, timeout=30)["status"] == "succeeded"
     # And a second run finds nothing lost (the job is finished)
     assert recovery.recover(app, now=later).republished == []
+
+
+def test_a_message_fetched_by_a_worker_killed_before_it_claimed_the_job_is_published_again(worker, faults, db, client):
+    # Given an admitted job whose message a worker fetched (kombu recorded it in `unacked`)
+    # and which that worker never claimed: it was killed in between
+    import json
+
+    import redis
+
+    from workers.app import app
+
+    broker = redis.Redis.from_url(os.environ["REDIS_URL"])
+    recovery.mark_broker_alive(broker)
+    app.control.cancel_consumer("tier.free", reply=True)
+    job_id = client.submit_analysis("fetched-then-killed", "Held by nobody.")
+    free = get_catalog().tier("free")
+    lists = [free.queue] + [f"{free.queue}{recovery.PRIORITY_SEP}{p}" for p in get_catalog().priority_steps()]
+    deadline = time.monotonic() + 10
+    raw = None
+    while raw is None:
+        assert time.monotonic() < deadline, "the tier message never arrived"
+        raw = next((m for m in (broker.rpop(name) for name in lists) if m), None)
+        time.sleep(0.05)
+    fetched = time.time() - 300  # five minutes ago, by a worker that is gone
+    broker.hset(recovery.UNACKED_KEY, "dead-tag", json.dumps([json.loads(raw), "", free.queue]))
+    broker.zadd(recovery.UNACKED_INDEX_KEY, {"dead-tag": fetched})
+    app.control.add_consumer("tier.free", reply=True)
+    # When recovery runs, it does not wait for the visibility timeout (an hour)
+    done = recovery.recover(app, now=utcnow() + timedelta(seconds=120))
+    # Then the job is published again and finishes
+    assert done.republished == [job_id]
+    assert client.result(job_id, timeout=30)["status"] == "succeeded"
 
 
 @pytest.mark.slow

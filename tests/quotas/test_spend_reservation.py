@@ -18,9 +18,7 @@ WORKER_CONCURRENCY = 16
 CONTENT = "A chapter about a lighthouse keeper and the storm."
 
 
-def test_fifty_concurrent_jobs_against_a_cap_with_room_for_ten_never_overrun_it(
-    worker, client, faults, db, subscribe
-):
+def test_fifty_concurrent_jobs_against_a_cap_with_room_for_ten_never_overrun_it(worker, client, faults, db, subscribe):
     # Given a user whose spend leaves room for ten jobs' maximum cost under the tier's cap
     tier = get_catalog().tier("standard")
     subscribe("capped", "standard")
@@ -29,7 +27,9 @@ def test_fifty_concurrent_jobs_against_a_cap_with_room_for_ten_never_overrun_it(
         maximum = costs.job_maximum(conn, tier, costs.prompt_tokens_estimate(messages), max_tokens)
     start, end = quota_period(utcnow(), None, None)
     db.execute(
-        text("INSERT INTO quota_usage (user_id, period_start, period_end, spend_usd) VALUES ('capped', :s, :e, :spend)"),
+        text(
+            "INSERT INTO quota_usage (user_id, period_start, period_end, spend_usd) VALUES ('capped', :s, :e, :spend)"
+        ),
         {"s": start, "e": end, "spend": tier.spend_cap_usd - 10 * maximum},
     )
     faults.set_latency(300)

@@ -14,7 +14,10 @@ What it finds, in order:
 (c) the single lost message (popped by a worker that was killed before kombu recorded it in
     ``unacked``; celery/celery#7950): a ``queued`` job published before the oldest message
     still waiting in its tier's queue (every priority sub-queue), older than the grace age and
-    absent from ``unacked``, cannot be in the broker: it is published again.
+    not held in ``unacked`` by a live worker, cannot be in the broker: it is published again.
+    An ``unacked`` entry counts as held only when it was fetched within the grace age or is a
+    countdown not yet due; one fetched long ago for a job still ``queued`` belongs to a worker
+    that died between fetch and claim (kombu would return it only after the visibility timeout).
 (d) finished jobs whose result is missing from the result backend: stored again from the
     ``jobs`` row, so a waiting ``AsyncResult.get()`` returns.
 
@@ -45,7 +48,8 @@ log = logging.getLogger(__name__)
 
 RECOVERY_LOCK_KEY = 0x6C69746E6B7263  # any constant shared by every recovery run
 SENTINEL_KEY = "litink:broker-sentinel"
-UNACKED_KEY = "unacked"  # kombu's Redis transport default
+UNACKED_KEY = "unacked"  # kombu's Redis transport defaults
+UNACKED_INDEX_KEY = "unacked_index"
 PRIORITY_SEP = "\x06\x16"  # kombu's default sep, also used in its priority sub-queue names
 RESULT_KEY_PREFIX = "celery-task-meta-"
 # Finished jobs checked on every run: a few intervals back, so a worker killed between its
@@ -201,17 +205,40 @@ def _oldest_waiting(client: redis.Redis, queue: str) -> float | None:
     return oldest
 
 
-def _unacked_ids(client: redis.Redis) -> set[str]:
-    ids = set()
-    for raw in client.hvals(UNACKED_KEY):
+def _held_ids(client: redis.Redis, now: float, grace: float) -> set[str]:
+    """Jobs whose message a live worker holds in ``unacked``: fetched within the grace age, or
+    a countdown (ETA) message not yet due. A message fetched long ago whose job is still
+    ``queued`` was never claimed: its worker died between fetch and claim, and kombu would give
+    it back only after the visibility timeout (an hour by default)."""
+    fetched_at = {
+        tag.decode() if isinstance(tag, bytes) else tag: score
+        for tag, score in client.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True)
+    }
+    held = set()
+    for tag, raw in client.hgetall(UNACKED_KEY).items():
         try:
             message = json.loads(raw)[0]
-        except (ValueError, TypeError, IndexError):
+        except (ValueError, TypeError, IndexError, KeyError):
             continue
-        task_id, _ = _message_queued_at(json.dumps(message).encode())
-        if task_id:
-            ids.add(task_id)
-    return ids
+        headers = (message.get("headers") or {}) if isinstance(message, dict) else {}
+        task_id = headers.get("id")
+        if not task_id:
+            continue
+        tag_text = tag.decode() if isinstance(tag, bytes) else tag
+        eta = _timestamp(headers.get("eta"))
+        recent = now - fetched_at.get(tag_text, now) < grace
+        if recent or (eta is not None and eta > now - grace):
+            held.add(task_id)
+    return held
+
+
+def _timestamp(iso: Any) -> float | None:
+    if not isinstance(iso, str):
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
 
 
 def _republish_lost(app: Celery, conn: Connection, client: redis.Redis, now: datetime, grace: int) -> list[str]:
@@ -219,7 +246,7 @@ def _republish_lost(app: Celery, conn: Connection, client: redis.Redis, now: dat
     candidates = conn.execute(QUEUED_BEFORE, {"before": now - timedelta(seconds=grace)}).all()
     if not candidates:
         return []
-    unacked = _unacked_ids(client)
+    unacked = _held_ids(client, now.timestamp(), grace)
     oldest: dict[str, float | None] = {}
     lost = []
     for job in candidates:

@@ -1,16 +1,15 @@
 """ledger: write-ahead attempts, the job as a whole row, leases and spend reservations
 
 Revision ID: 0002
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-28 17:15:48.065236
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0002"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -135,7 +134,9 @@ def downgrade() -> None:
         "cost_source",
         existing_type=sa.VARCHAR(length=16),
         comment="provider (usage.cost), catalog (model_prices), config (tier catalog) or none",
-        existing_comment="provider (usage.cost), catalog (model_prices), config (tier catalog), estimate (unknown) or none",
+        existing_comment=(
+            "provider (usage.cost), catalog (model_prices), config (tier catalog), estimate (unknown) or none"
+        ),
         existing_nullable=False,
     )
     op.drop_column("llm_calls", "completed_at")
