@@ -80,4 +80,4 @@ def prepare(
 def degraded(result: dict[str, Any]) -> bool:
     """Whether a JobResult fell back to truncation (such an answer is not worth caching)."""
     detail = result.get("detail")
-    return isinstance(detail, str) and detail.startswith(DEGRADED)
+    return isinstance(detail, str) and DEGRADED in detail
