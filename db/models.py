@@ -244,7 +244,7 @@ class ResponseCache(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True, comment="sha256 of every key part below")
     kind: Mapped[str] = mapped_column(String(16))
-    type: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(64))
     prompt_version: Mapped[str] = mapped_column(String(64), comment="hash of the prompt template")
     models: Mapped[str] = mapped_column(Text, comment="the model chain, in order")
     max_tokens: Mapped[int]
@@ -261,3 +261,21 @@ class ResponseCache(Base):
     expires_at: Mapped[UtcTime]
 
     __table_args__ = (Index("ix_response_cache_expires_at", "expires_at"),)
+
+
+class ProviderUsageSnapshot(Base):
+    """OpenRouter's own figures for our key (GET /key), read every few minutes by beat, so the
+    provider's spend over a window is a difference of two snapshots (workers/reporting/reconcile.py)."""
+
+    __tablename__ = "provider_usage_snapshots"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    taken_at: Mapped[UtcTime] = mapped_column(comment="when the provider's answer was received")
+    usage_usd: Mapped[Money] = mapped_column(comment="the key's cumulative usage")
+    usage_daily: Mapped[Money] = mapped_column(comment="the key's usage in the UTC day of taken_at")
+    usage_monthly: Mapped[Money] = mapped_column(comment="the key's usage in the UTC month of taken_at")
+    credits_usage_usd: Mapped[Money | None] = mapped_column(
+        comment="the account's total_usage from /credits, when a management key is configured"
+    )
+
+    __table_args__ = (Index("ix_provider_usage_snapshots_taken_at", "taken_at"),)

@@ -35,6 +35,10 @@ def test_five_analyses_run_in_one_structured_call_and_take_five_units(worker, cl
     assert [r.status for r in rows_of(db, result["job_id"])] == ["ok"]
     # And the quota counts one analysis per type
     assert analyses_used(db, "editor") == 5
+    # And the same batch again is served from the response cache
+    subscribe("editor-2", "premium")
+    again = client.result(client.submit_analysis("editor-2", CHAPTER, analysis_type=ALL_TYPES), timeout=60)
+    assert again["cache_hit"] is True and again["answers"] == result["answers"] and len(faults.calls()) == 1
 
 
 def test_a_model_without_structured_outputs_falls_back_to_one_call_per_type(worker, client, faults, db):

@@ -1,7 +1,7 @@
 """cost optimisations: response cache, cache hits, preprocessing and batched analyses in the ledger
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-28 17:30:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -19,7 +19,7 @@ def upgrade() -> None:
         "response_cache",
         sa.Column("key", sa.String(length=64), nullable=False, comment="sha256 of every key part below"),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("type", sa.String(length=32), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("prompt_version", sa.String(length=64), nullable=False, comment="hash of the prompt template"),
         sa.Column("models", sa.Text(), nullable=False, comment="the model chain, in order"),
         sa.Column("max_tokens", sa.Integer(), nullable=False),
