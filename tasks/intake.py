@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from celery import Task, states
+from celery import Signature, Task, states
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from tasks.generation import run_job
@@ -17,6 +21,8 @@ from workers.pipeline import batch_types as batch
 from workers.pipeline.admission import admit
 from workers.pipeline.validation import JobRequest
 from workers.quotas.periods import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class IntakeTask(Task):
@@ -37,15 +43,37 @@ class IntakeTask(Task):
     retry_backoff = True
     max_retries = 5
 
-    def on_replace(self, sig):
+    def on_replace(self, sig: Signature) -> Any:
         if self.request.is_eager:
             return super().on_replace(sig)
-        sig.delay()
+        _hand_over(sig)
         return None
 
     def answer(self, result: dict[str, Any]) -> dict[str, Any]:
         self.backend.store_result(self.request.id, result, states.SUCCESS)
         return result
+
+
+# A broker failover (Sentinel promoting a replica) takes a few seconds. kombu retries a publish
+# only on the errors it knows; when the connection is replaced under a producer's channel it
+# can surface as AttributeError ('NoneType' object has no attribute 'client'). The jobs row is
+# already written, so giving up here would strand the job: try again for a while instead. A
+# handover published twice is harmless (the tier task is idempotent).
+HANDOVER_ERRORS = (KombuOperationalError, RedisError, OSError, AttributeError)
+HANDOVER_ATTEMPTS = 15
+HANDOVER_PAUSE_S = 1.0
+
+
+def _hand_over(sig: Any, sleep: Any = time.sleep) -> None:
+    for attempt in range(1, HANDOVER_ATTEMPTS + 1):
+        try:
+            sig.delay()
+            return
+        except HANDOVER_ERRORS as exc:
+            if attempt == HANDOVER_ATTEMPTS:
+                raise
+            log.warning("handover not published (%s); trying again", type(exc).__name__)
+            sleep(HANDOVER_PAUSE_S)
 
 
 def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any, idempotency_key: Any, notify: Any):
