@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -86,7 +87,7 @@ def settle_hit(claim: jobs.Claim, tier: Tier, cached: Cached) -> Any:
         call_id = claim.call_id
         if call_id is None:  # a redelivery: no pending row was written for it
             try:
-                call_id = costs.open_attempt(conn, claim.job_id, claim.delivery, cached.model_used or "", 0)[0]
+                call_id = costs.open_attempt(conn, claim.job_id, claim.delivery, cached.model_used or "", Decimal(0))[0]
             except LookupError as exc:
                 raise ClaimLost(str(exc)) from exc
         response_cache.record_hit(conn, call_id=call_id, cached=cached)
