@@ -31,6 +31,8 @@ def _engine(url: str, pid: int) -> Engine:
         # dropped by a Postgres restart invalidates the pool on first use, and the tasks
         # retry OperationalError (they are idempotent).
         pool_recycle=1800,
+        # A database error's text must never quote a row: parameters carry user content.
+        hide_parameters=True,
     )
 
 

@@ -23,7 +23,11 @@ class LitinkClient:
         self.app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
 
     def _send(self, name: str, kwargs: dict[str, Any], task_id: str | None = None) -> str:
-        return self.app.send_task(name, kwargs=kwargs, queue=INTAKE_QUEUE, task_id=task_id).id
+        # The message's kwargsrepr is what the task-sent event and Flower show: never the
+        # content. Celery would otherwise put a 1024-character repr of it there.
+        return self.app.send_task(
+            name, kwargs=kwargs, queue=INTAKE_QUEUE, task_id=task_id, argsrepr="()", kwargsrepr=_summary(kwargs)
+        ).id
 
     def submit_script(
         self,
@@ -83,3 +87,14 @@ class LitinkClient:
 
     def usage(self, user_id: str, timeout: float = 30) -> dict[str, Any]:
         return self._call("litink.usage", {"user_id": user_id}, timeout)
+
+
+def _summary(kwargs: dict[str, Any]) -> str:
+    """The arguments without the content: its size instead, and whether options are set."""
+    shown = {
+        name: (f"<{len(value)} chars>" if name == "content" and isinstance(value, str) else value)
+        for name, value in kwargs.items()
+        if name in ("user_id", "content", "script_type", "analysis_type")
+    }
+    shown.update({name: "<set>" for name in ("idempotency_key", "notify") if kwargs.get(name) is not None})
+    return repr(shown)

@@ -16,8 +16,8 @@ from workers.app import app
 from workers.errors import DeferredRetry
 from workers.ops import metrics
 from workers.pipeline import jobs, runner
-from workers.pipeline.job_result import job_result
-from workers.pipeline.validation import notify_target
+from workers.pipeline.job_result import QuietResult, job_result, quiet
+from workers.pipeline.notify import notify_job
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def run_job(self, job_id, user_id, kind, type, tier, content, notify=None, queue
             wait = min(jobs.lease_left(conn, job_id) + 1, max_countdown)
             raise self.retry(countdown=wait)
     if not isinstance(claimed, jobs.Claim):
-        return job_result(claimed)  # already finished: no second call, no second row
+        return _finish(job_id, job_result(claimed))  # already finished: no second call, no second row
 
     if queued_at and claimed.delivery == 1:
         metrics.queue_wait.labels(tier=tier).observe(max(0.0, time.time() - queued_at))
@@ -48,12 +48,12 @@ def run_job(self, job_id, user_id, kind, type, tier, content, notify=None, queue
             extra={"job_id": job_id, "tier": tier, "countdown": deferred.countdown},
         )
         raise self.retry(countdown=min(deferred.countdown, max_countdown))
-    _notify(notify, result)
-    return result
+    return _finish(job_id, result)
 
 
-def _notify(notify, result: dict) -> None:
-    target = notify_target(notify) if notify else None
-    if target is not None:
-        task_name, queue = target
-        app.send_task(task_name, args=[result], queue=queue)
+def _finish(job_id: str, result: dict) -> QuietResult:
+    """The tier task's answer. Notified once (the jobs row records it, so a redelivered
+    finished job sends nothing twice, and one that crashed before notifying sends it now);
+    returned with a summary repr, so its task-succeeded event and Flower carry no content."""
+    notify_job(job_id, result)
+    return quiet(result)

@@ -6,19 +6,26 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
-from celery import Task, states
+from celery import states
 from sqlalchemy.exc import OperationalError
 
 from tasks.generation import run_job
 from workers.app import app
-from workers.pipeline.admission import admit
-from workers.pipeline.validation import JobRequest
+from workers.ops.task_base import LitinkTask
+from workers.pipeline.admission import Admission, admit
+from workers.pipeline.job_result import QuietResult, quiet
+from workers.pipeline.notify import notify_job, notify_unrecorded
+from workers.pipeline.validation import JobRequest, parse_submission
 from workers.quotas.periods import utcnow
 
+log = logging.getLogger(__name__)
 
-class IntakeTask(Task):
+
+class IntakeTask(LitinkTask):
     """Base of the submit tasks: replacement without Celery's Ignore.
 
     Stock ``Task.replace`` publishes the new signature and then raises ``Ignore`` so that the
@@ -42,43 +49,69 @@ class IntakeTask(Task):
         sig.delay()
         return None
 
-    def answer(self, result: dict[str, Any]) -> dict[str, Any]:
-        self.backend.store_result(self.request.id, result, states.SUCCESS)
+    def answer(self, admission: Admission) -> QuietResult:
+        """Store an answer given at intake under the job id (the task id), then notify it."""
+        result = quiet(admission.result or {})
+        try:
+            self.backend.store_result(self.request.id, result, states.SUCCESS)
+        except UnicodeEncodeError:
+            # A task id with an unpaired surrogate: no Redis client can name it, so no
+            # producer can be waiting on it either.
+            log.error("answer not stored: the task id cannot be encoded", extra={"reason": result["reason"]})
+            return result
+        if admission.notify_row is not None:
+            notify_job(admission.notify_row, result)
+        else:
+            notify_unrecorded(self.request.id, admission.notify_unrecorded, result)
         return result
 
 
-def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any, idempotency_key: Any, notify: Any):
-    req = JobRequest(task.request.id, kind, type_, user_id, content, idempotency_key, notify)
-    admission = admit(req)
-    if admission.tier is None:
-        return task.answer(admission.result)
-    tier = admission.tier
+def _submit(task: IntakeTask, kind: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    submission = parse_submission(kind, task.request.id, args, kwargs)
+    admission = admit(submission)
+    if admission.tier is None or not isinstance(submission, JobRequest):
+        return task.answer(admission)
+    req, tier = submission, admission.tier
     handover = run_job.signature(
         kwargs={
             "job_id": req.job_id,
             "user_id": req.user_id,
             "kind": kind,
-            "type": type_,
+            "type": req.type,
             "tier": tier.name,
             "content": req.content,
-            "notify": notify,
+            "notify": req.notify,
             "queued_at": utcnow().timestamp(),
         },
         queue=tier.queue,
         priority=tier.priority,
         # Flower, events and logs show this instead of the kwargs: never the user's content.
-        kwargsrepr=repr({"job_id": req.job_id, "kind": kind, "type": type_, "tier": tier.name}),
+        kwargsrepr=repr({"job_id": req.job_id, "kind": kind, "type": req.type, "tier": tier.name}),
+        argsrepr="()",
     )
     return task.replace(handover)
 
 
+# The contract is the documented keyword arguments. The tasks take *args and **kwargs so that
+# any other shape reaches the validation and is answered with an invalid_input JobResult,
+# instead of a TypeError raised by Celery before our code runs.
+
+
 @app.task(bind=True, base=IntakeTask, name="litink.submit_script")
-def submit_script(self, user_id, content, script_type="cinematic", idempotency_key=None, notify=None):
-    """Write a script (cinematic, narration, educational, marketing) from the content."""
-    return _submit(self, "script", script_type, user_id, content, idempotency_key, notify)
+def submit_script(self: IntakeTask, *args: Any, **kwargs: Any) -> Any:
+    """Write a script (cinematic, narration, educational, marketing) from the content.
+
+    Keyword arguments: ``user_id``, ``content``, ``script_type="cinematic"``,
+    ``idempotency_key=None``, ``notify=None``.
+    """
+    return _submit(self, "script", args, kwargs)
 
 
 @app.task(bind=True, base=IntakeTask, name="litink.submit_analysis")
-def submit_analysis(self, user_id, content, analysis_type="summary", idempotency_key=None, notify=None):
-    """Analyse the content (summary, keywords, difficulty, genre, characters)."""
-    return _submit(self, "analysis", analysis_type, user_id, content, idempotency_key, notify)
+def submit_analysis(self: IntakeTask, *args: Any, **kwargs: Any) -> Any:
+    """Analyse the content (summary, keywords, difficulty, genre, characters).
+
+    Keyword arguments: ``user_id``, ``content``, ``analysis_type="summary"``,
+    ``idempotency_key=None``, ``notify=None``.
+    """
+    return _submit(self, "analysis", args, kwargs)

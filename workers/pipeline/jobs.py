@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from workers.pipeline.job_result import FINISHED, JOB_COLUMNS
-from workers.pipeline.validation import JobRequest
+from workers.pipeline.validation import Invalid, JobRequest
 from workers.quotas.periods import utcnow
 
 # Statements are built once: constructing text() per call is measurable on the hot path.
@@ -25,9 +25,9 @@ FIND = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :j")
 FIND_BY_KEY = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = :u AND idempotency_key = :k")
 INSERT = text(
     "INSERT INTO jobs (id, user_id, kind, type, tier, status, reason, detail, retry_after,"
-    " idempotency_key, notify, content_chars, quota_period, finished_at)"
+    " idempotency_key, notify, content_chars, quota_period, finished_at, request_sha256)"
     " VALUES (:id, :u, :kind, :type, :tier, :status, :reason, CAST(:detail AS jsonb), :retry_after,"
-    " :key, :notify, :chars, :period, :finished)"
+    " :key, :notify, :chars, :period, :finished, :sha)"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
 REJECT = text(
@@ -92,6 +92,36 @@ def insert(
             "chars": len(req.content),
             "period": quota_period,
             "finished": utcnow() if status == "rejected" else None,
+            "sha": req.request_sha256,
+        },
+    ).first()
+    return row is not None
+
+
+def insert_invalid(conn: Connection, sub: Invalid, tier: str) -> bool:
+    """Record a malformed submission as rejected / invalid_input (its id and user are valid).
+
+    The idempotency key is not recorded: a key is spent only by a well-formed request.
+    False when the id already has a row.
+    """
+    row = conn.execute(
+        INSERT,
+        {
+            "id": sub.job_id,
+            "u": sub.user_id,
+            "kind": sub.kind,
+            "type": sub.type or "",
+            "tier": tier,
+            "status": "rejected",
+            "reason": "invalid_input",
+            "detail": json.dumps(sub.errors),
+            "retry_after": None,
+            "key": None,
+            "notify": None if sub.notify is None else json.dumps(sub.notify),
+            "chars": 0,
+            "period": None,
+            "finished": utcnow(),
+            "sha": None,
         },
     ).first()
     return row is not None
