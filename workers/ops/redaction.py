@@ -61,13 +61,20 @@ def kwargs_repr(kwargs: Any) -> str:
     for name, value in kwargs.items():
         if name not in KNOWN:
             unknown += 1
-        elif (name in SHOWN and isinstance(value, str) and SAFE_VALUE.fullmatch(value)) or (name in SHOWN and isinstance(value, int | float) and not isinstance(value, bool)):
+        elif name in SHOWN and _shown(value):
             parts.append(f"{name!r}: {value!r}")
         else:
             parts.append(f"{name!r}: {value_summary(value)!r}")
     if unknown:
         parts.append(f"'<unknown>': '{unknown} argument(s) hidden'")
     return "{" + ", ".join(parts) + "}"
+
+
+def _shown(value: Any) -> bool:
+    """An identifier-shaped string or a number: safe to show as is."""
+    if isinstance(value, str):
+        return SAFE_VALUE.fullmatch(value) is not None
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class RedactedRequest(Request):
