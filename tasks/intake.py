@@ -53,7 +53,8 @@ class IntakeTask(LitinkTask):
         """Store an answer given at intake under the job id (the task id), then notify it."""
         result = quiet(admission.result or {})
         try:
-            self.backend.store_result(self.request.id, result, states.SUCCESS)
+            if admission.store:
+                self.backend.store_result(self.request.id, result, states.SUCCESS)
         except UnicodeEncodeError:
             # A task id with an unpaired surrogate: no Redis client can name it, so no
             # producer can be waiting on it either.

@@ -38,12 +38,16 @@ class Admission:
 
     ``notify_row`` names the jobs row whose notification this answer owes (recorded there,
     once); ``notify_unrecorded`` is the target of an answer that has no row of its own.
+    ``store`` is False when the task id is another job's: the answer must not take that job's
+    place in the result backend (Celery never replaces a stored SUCCESS, so the owner's result
+    would be lost if the conflict were stored first).
     """
 
     result: dict[str, Any] | None = None
     tier: Tier | None = None
     notify_row: str | None = None
     notify_unrecorded: dict[str, str] | None = None
+    store: bool = True
 
 
 def admit(sub: JobRequest | Invalid) -> Admission:
@@ -133,7 +137,7 @@ def _conflict(sub: JobRequest | Invalid) -> Admission:
     log.warning("job id conflict", extra={"job_id": sub.job_id, "user_id": sub.user_id, "reason": "job_id_conflict"})
     detail = {"job_id": "this job id is already in use; send the submission with a new task id (a uuid4)"}
     result = unrecorded_rejection(sub.job_id, sub.kind, sub.type, None, "job_id_conflict", detail)
-    return Admission(result, notify_unrecorded=sub.notify)
+    return Admission(result, notify_unrecorded=sub.notify, store=False)
 
 
 def _reject(
