@@ -95,11 +95,12 @@ def _submit(task: IntakeTask, kind: str, args: Sequence[Any], kwargs: dict[str, 
 
 # The contract is the documented keyword arguments. The tasks take *args and **kwargs so that
 # any other shape reaches the validation and is answered with an invalid_input JobResult,
-# instead of a TypeError raised by Celery before our code runs.
+# instead of a TypeError raised by Celery before our code runs. `self` is positional-only, so
+# even an argument named "self" lands in kwargs.
 
 
 @app.task(bind=True, base=IntakeTask, name="litink.submit_script")
-def submit_script(self: IntakeTask, *args: Any, **kwargs: Any) -> Any:
+def submit_script(self: IntakeTask, /, *args: Any, **kwargs: Any) -> Any:
     """Write a script (cinematic, narration, educational, marketing) from the content.
 
     Keyword arguments: ``user_id``, ``content``, ``script_type="cinematic"``,
@@ -109,7 +110,7 @@ def submit_script(self: IntakeTask, *args: Any, **kwargs: Any) -> Any:
 
 
 @app.task(bind=True, base=IntakeTask, name="litink.submit_analysis")
-def submit_analysis(self: IntakeTask, *args: Any, **kwargs: Any) -> Any:
+def submit_analysis(self: IntakeTask, /, *args: Any, **kwargs: Any) -> Any:
     """Analyse the content (summary, keywords, difficulty, genre, characters).
 
     Keyword arguments: ``user_id``, ``content``, ``analysis_type="summary"``,

@@ -63,8 +63,8 @@ def admit(sub: JobRequest | Invalid) -> Admission:
             return known
 
         errors = size_errors(req.content, tier.max_content_chars, tier.name)
-        if errors:
-            return _reject(conn, req, tier, "invalid_input", errors)
+        if errors:  # an invalid request spends no idempotency key
+            return _reject(conn, replace(req, idempotency_key=None), tier, "invalid_input", errors)
 
         decision = user_rate_limiter(get_settings().require_redis_url(), get_settings().rate_limit_fail_open).hit(
             req.user_id, tier.requests_per_minute
@@ -75,7 +75,10 @@ def admit(sub: JobRequest | Invalid) -> Admission:
                 "message": f"More than {tier.requests_per_minute} requests per minute on the {tier.name} tier.",
                 "limit_per_minute": tier.requests_per_minute,
             }
-            return _reject(conn, req, tier, reason, detail, retry_after=decision.retry_after)
+            # The key is not spent: the producer is told to retry after retry_after, with it.
+            return _reject(
+                conn, replace(req, idempotency_key=None), tier, reason, detail, retry_after=decision.retry_after
+            )
 
         period = quota_period(now, st.period_start, st.period_end)
         if not jobs.insert(conn, req, tier.name, status="queued", quota_period=period[0]):

@@ -32,7 +32,7 @@ INSERT = text(
 )
 REJECT = text(
     "UPDATE jobs SET status = 'rejected', reason = :r, detail = CAST(:d AS jsonb), quota_period = NULL,"
-    " finished_at = now() WHERE id = :j AND status = 'queued'"
+    " idempotency_key = NULL, finished_at = now() WHERE id = :j AND status = 'queued'"
 )
 CLAIM = text(
     "UPDATE jobs SET status = 'running', deliveries = deliveries + 1, lease_until = :until,"
@@ -128,7 +128,8 @@ def insert_invalid(conn: Connection, sub: Invalid, tier: str) -> bool:
 
 
 def reject(conn: Connection, job_id: str, reason: str, detail: Any) -> None:
-    """Turn a just-written queued job into a rejection (its unit was never taken)."""
+    """Turn a just-written queued job into a rejection (its unit was never taken). The
+    idempotency key is released: a quota or spend-cap rejection is worth retrying later."""
     conn.execute(
         REJECT,
         {"j": job_id, "r": reason, "d": json.dumps(detail)},
