@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery.result import AsyncResult
 
 from db.session import get_engine
 from workers.app import app
 from workers.pipeline import jobs
-from workers.pipeline.job_result import job_result, quiet
+from workers.pipeline.job_result import QuietResult, job_result, quiet
 from workers.pipeline.validation import JOB_ID
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import utcnow
 
 
 @app.task(name="litink.job_status")
-def job_status(job_id):
+def job_status(job_id: Any) -> QuietResult:
     """The JobResult as it stands (its repr, in events and Flower, is a summary)."""
     return quiet(_status(job_id))
 
 
-def _status(job_id):
+def _status(job_id: Any) -> dict[str, Any]:
     if not (isinstance(job_id, str) and JOB_ID.fullmatch(job_id)):
         return _unknown(job_id)
     with get_engine().connect() as conn:
@@ -32,7 +34,7 @@ def _status(job_id):
     return _unknown(job_id)
 
 
-def _unknown(job_id):
+def _unknown(job_id: Any) -> dict[str, Any]:
     return {
         "job_id": job_id,
         "status": "queued",

@@ -93,7 +93,7 @@ def admit(sub: JobRequest | Invalid) -> Admission:
 def _invalid(sub: Invalid) -> Admission:
     """A malformed submission. Recorded as a rejected row when its id and user are valid
     (so it is notified once and ``job_status`` finds it); answered without a row otherwise."""
-    if not sub.recordable:
+    if not sub.recordable or sub.user_id is None:
         metrics.rejections.labels(tier="unknown", reason="invalid_input").inc()
         result = unrecorded_rejection(sub.job_id, sub.kind, sub.type, None, "invalid_input", sub.errors)
         return Admission(result, notify_unrecorded=sub.notify)

@@ -143,7 +143,8 @@ def parse_submission(kind: str, job_id: Any, args: Sequence[Any], kwargs: Mappin
             user_id=user_id if "user_id" not in errors else None,
             notify=notify,
         )
-    return JobRequest(job_id, kind, type_, user_id, content, key, notify)
+    # Every field passed its check above: these are the types the request declares.
+    return JobRequest(job_id, kind, str(type_), str(user_id), str(content), key, notify)
 
 
 def content_error(content: Any) -> str | None:
