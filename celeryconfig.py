@@ -12,6 +12,11 @@ Why each non-default setting is here:
   explicit `priority_steps` makes a worker consuming several queues BRPOP over
   (priority step x queue), so the message priority decides first. kombu's default `sep`
   is kept, so stock producers interoperate.
+- Sentinel: a `sentinel://h1:26379;sentinel://h2:26379` REDIS_URL with REDIS_SENTINEL_MASTER
+  puts `master_name` in the broker's and the result backend's transport options; kombu and
+  the backend then ask the Sentinels for the current master on every (re)connection.
+  With Sentinel, publishing and result writes also retry for ~30 s, since a task may hand a
+  job over (`self.replace`) while a failover is under way; kombu's default gives up in ~0.6 s.
 """
 
 from kombu import Queue
@@ -50,7 +55,14 @@ broker_transport_options = {
     "unacked_restore_interval": max(1, min(60, _settings.visibility_timeout // 4)),
     "unacked_restore_throttle": 1,
 }
-result_backend_transport_options = {"retry_policy": {"timeout": 5.0}}
+result_backend_transport_options: dict[str, object] = {"retry_policy": {"timeout": 5.0}}
+if _settings.uses_sentinel:
+    broker_transport_options["master_name"] = _settings.redis_sentinel_master
+    result_backend_transport_options["master_name"] = _settings.redis_sentinel_master
+    # Ride out a failover (Sentinel's down-after-milliseconds plus the election) instead of
+    # failing the publish or the result write: about 30 s of retries, then give up.
+    result_backend_transport_options["retry_policy"] = {"timeout": 30.0}
+    task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 
 # Flower and metrics need task events.
 worker_send_task_events = True
@@ -59,4 +71,3 @@ task_send_sent_event = True
 timezone = "UTC"
 enable_utc = True
 worker_hijack_root_logger = False
-

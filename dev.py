@@ -3,6 +3,7 @@
 
     python3 dev.py demo    # the end-to-end demo
     python3 dev.py test    # the test suite
+    python3 dev.py check   # the gates: format, lint, types, schema drift
 
 Each builds `.venv` and installs the project with its test extras when pyproject.toml has
 changed since the last install, then runs inside it. Without DATABASE_URL / REDIS_URL
@@ -40,6 +41,23 @@ def ensure_environment() -> None:
     stamp.touch()
 
 
+GATES = [
+    ["ruff", "format", "--check", "."],
+    ["ruff", "check", "."],
+    ["mypy"],
+    ["python", "-m", "db.drift"],  # the models against the migrations
+]
+
+
+def check() -> int:
+    """Run every gate; stop at the first that fails."""
+    for gate in GATES:
+        print("$", *gate, flush=True)
+        if code := subprocess.call([str(BIN / gate[0]), *gate[1:]]):
+            return code
+    return 0
+
+
 COMMANDS = {
     "demo": lambda args: [str(BIN / "litink"), "demo", *args],
     "test": lambda args: [str(BIN / "python"), "-m", "pytest", "-q", *args],
@@ -48,11 +66,13 @@ COMMANDS = {
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in COMMANDS:
+    if not argv or (argv[0] not in COMMANDS and argv[0] != "check"):
         print(__doc__)
         return 2
     ensure_environment()
     os.chdir(ROOT)
+    if argv[0] == "check":
+        return check()
     return subprocess.call(COMMANDS[argv[0]](argv[1:]))
 
 

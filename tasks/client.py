@@ -6,6 +6,9 @@
 
 Any other Celery app can do the same with ``send_task("litink.submit_script",
 kwargs=..., queue="intake")``; the job id is the task id.
+
+Behind Redis Sentinel, pass the Sentinel list and the master name:
+``LitinkClient("sentinel://s1:26379;sentinel://s2:26379", transport_options={"master_name": "litink"})``.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ INTAKE_QUEUE = "intake"
 
 
 class LitinkClient:
-    def __init__(self, broker_url: str, backend_url: str | None = None):
+    def __init__(
+        self, broker_url: str, backend_url: str | None = None, *, transport_options: dict[str, Any] | None = None
+    ):
         self.app = Celery("litink-client", broker=broker_url, backend=backend_url or broker_url)
         self.app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+        if transport_options:  # e.g. {"master_name": ...} for sentinel:// URLs
+            self.app.conf.update(
+                broker_transport_options=dict(transport_options),
+                result_backend_transport_options=dict(transport_options),
+            )
 
     def _send(self, name: str, kwargs: dict[str, Any], task_id: str | None = None) -> str:
         # The message's kwargsrepr is what the task-sent event and Flower show: never the

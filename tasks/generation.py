@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
@@ -51,7 +53,7 @@ def run_job(self, job_id, user_id, kind, type, tier, content, notify=None, queue
     return _finish(job_id, result)
 
 
-def _finish(job_id: str, result: dict) -> QuietResult:
+def _finish(job_id: str, result: Mapping[str, Any]) -> QuietResult:
     """The tier task's answer. Notified once (the jobs row records it, so a redelivered
     finished job sends nothing twice, and one that crashed before notifying sends it now);
     returned with a summary repr, so its task-succeeded event and Flower carry no content."""

@@ -43,7 +43,7 @@ class IntakeTask(LitinkTask):
     retry_backoff = True
     max_retries = 5
 
-    def on_replace(self, sig):
+    def on_replace(self, sig: Any) -> Any:
         if self.request.is_eager:
             return super().on_replace(sig)
         sig.delay()

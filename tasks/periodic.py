@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from db.session import transaction
 from workers.app import app
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name="litink.reset_monthly_quotas")
-def reset_monthly_quotas():
+def reset_monthly_quotas() -> dict[str, Any]:
     with transaction() as conn:
         summary = monthly_reset.roll(conn, utcnow())
     log.info("quota periods rolled", extra=summary)
@@ -24,7 +25,7 @@ def reset_monthly_quotas():
 
 
 @app.task(name="litink.refresh_model_prices", autoretry_for=(Exception,), retry_backoff=60, max_retries=3)
-def refresh_model_prices():
+def refresh_model_prices() -> dict[str, Any]:
     models = model_catalog.fetch_models()
     with transaction() as conn:
         summary = model_catalog.sync(conn, models, utcnow())
@@ -33,6 +34,6 @@ def refresh_model_prices():
 
 
 @app.task(name="litink.check_cost_alerts")
-def check_cost_alerts():
+def check_cost_alerts() -> dict[str, Any]:
     with transaction() as conn:
         return {"raised": check_cost_thresholds(conn, utcnow())}

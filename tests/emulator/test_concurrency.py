@@ -6,6 +6,9 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
 CALLS = 200
 LATENCY_MS = 200

@@ -9,6 +9,8 @@ import pytest
 
 from emulator.catalog import CATALOG
 
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
+
 
 @pytest.mark.parametrize("model_id", sorted(CATALOG))
 def test_usage_cost_is_prices_times_tokens_to_the_last_digit(raw, model_id):

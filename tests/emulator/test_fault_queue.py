@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
+
 
 def _statuses(raw, model, count):
     return [raw.chat(model=model).status for _ in range(count)]

@@ -9,6 +9,8 @@ import pytest
 
 from emulator.faults import FAULT_KINDS
 
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
+
 EXPECTED_STATUS = {
     "timeout": 408,
     "rate_limit": 429,

@@ -7,6 +7,10 @@ import time
 import openai
 import pytest
 
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
+
 MESSAGES = [{"role": "user", "content": "Describe the harbour at night"}]
 
 
@@ -38,10 +42,4 @@ def test_a_hang_then_answers_normally_to_a_patient_client(emu, client):
 
 def _wait_for_logged_call(emu, within_s: float = 6.0) -> dict:
     """The hung call is logged once its delay ends; wait so it cannot leak into later tests."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        calls = emu.control.calls()
-        if calls:
-            return calls[-1]
-        time.sleep(0.1)
-    raise AssertionError("the hung call was never logged")
+    return wait_until(emu.control.calls, timeout=within_s, interval=0.1, what="the hung call to be logged")[-1]

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from emulator.catalog import CATALOG
 from emulator.exactjson import decimal_text
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
 REQUIRED_MODELS = {
     "meta-llama/llama-3.2-3b-instruct",

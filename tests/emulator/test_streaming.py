@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
+
 from emulator.catalog import CATALOG
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
 MESSAGES = [{"role": "user", "content": "Narrate the opening of a mountain expedition"}]
 

@@ -14,6 +14,8 @@ from workers.errors import (
 from workers.llm.model_chain import BACKOFF_MAX, run_chain
 from workers.llm.openrouter import Completion
 
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
+
 POLICY = RetryPolicy(attempts=3, seconds=60)
 OK = Completion("text", CallUsage(1, 1), latency_ms=1)
 

@@ -149,16 +149,16 @@ def test_a_webhook_tolerance_of_zero_is_refused_at_start():
 
 
 def test_fail_open_rate_limiting_is_logged_as_a_warning_when_a_worker_starts(caplog, monkeypatch):
-    import workers.app as app_module
+    from workers.ops import startup
 
     # Given fail-open rate limiting (the default)
-    monkeypatch.setattr(app_module, "get_settings", lambda: Settings(rate_limit_fail_open=True))
-    with caplog.at_level(logging.WARNING, logger="workers.app"):
-        app_module._warn_weakened_checks()
+    monkeypatch.setattr(startup, "get_settings", lambda: Settings(rate_limit_fail_open=True))
+    with caplog.at_level(logging.WARNING, logger="workers.ops.startup"):
+        startup.warn_weakened_checks()
     assert any("RATE_LIMIT_FAIL_OPEN" in r.getMessage() for r in caplog.records)
     # And nothing is said when it fails closed
     caplog.clear()
-    monkeypatch.setattr(app_module, "get_settings", lambda: Settings(rate_limit_fail_open=False))
-    with caplog.at_level(logging.WARNING, logger="workers.app"):
-        app_module._warn_weakened_checks()
+    monkeypatch.setattr(startup, "get_settings", lambda: Settings(rate_limit_fail_open=False))
+    with caplog.at_level(logging.WARNING, logger="workers.ops.startup"):
+        startup.warn_weakened_checks()
     assert not caplog.records

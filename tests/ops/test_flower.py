@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import redis
 
 from config import Settings
 from devtools.embedded import free_port
+from tests.waiting import wait_until
 from workers.ops import flower
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,18 +51,17 @@ def running_flower(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def answering() -> bool:
         if process.poll() is not None:
             pytest.fail(f"Flower exited: {log_path.read_text()[-3000:]}")
         try:
             get(base + "/healthcheck")
-            break
         except OSError:
-            time.sleep(0.3)
-    else:
-        process.terminate()
-        pytest.fail("Flower did not answer within 60 s")
+            return False
+        return True
+
+    wait_until(answering, timeout=60, interval=0.3, what="Flower to answer")
     yield base, process
     process.terminate()
     try:

@@ -3,7 +3,11 @@
 import json
 import logging
 
+import pytest
+
 from workers.ops.log_setup import JsonFormatter, mask
+
+pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
 
 def test_secrets_shaped_like_keys_are_masked():

@@ -16,6 +16,7 @@ from config import get_catalog, get_settings
 from tasks.client import LitinkClient
 from tasks.generation import run_job
 from tests.pipeline.notifications import published, wait_for
+from tests.waiting import wait_until
 
 
 def test_the_final_job_result_is_sent_to_the_notify_task_on_its_queue(worker, client, faults):
@@ -25,10 +26,7 @@ def test_the_final_job_result_is_sent_to_the_notify_task_on_its_queue(worker, cl
     job_id = client.submit_script("notified", "A letter.", notify={"task": "producer.job_done", "queue": "celery"})
     result = client.result(job_id, timeout=30)
     # Then a message for producer.job_done with the JobResult waits on queue celery (in NOTIFY_QUEUES by default)
-    deadline = time.monotonic() + 10
-    while not (raw := r.lpop("celery")):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    raw = wait_until(lambda: r.lpop("celery"), timeout=10, what="the notify message")
     message = json.loads(raw)
     assert message["headers"]["task"] == "producer.job_done"
     args, _kwargs, _ = json.loads(__import__("base64").b64decode(message["body"]))

@@ -1,8 +1,8 @@
 """On one busy worker slot, a professional job overtakes a backlog of free jobs."""
 
-import time
-
 from sqlalchemy import text
+
+from tests.waiting import wait_until
 
 WORKER_CONCURRENCY = 1  # one slot consuming every queue
 
@@ -14,10 +14,8 @@ def test_a_professional_job_queued_after_a_free_backlog_starts_before_the_backlo
     faults.set_latency(100)
     subscribe("pro-user", "professional")
     free_ids = [client.submit_script(f"free-{i}", "Backlog item.") for i in range(20)]
-    deadline = time.monotonic() + 30
-    while not db.execute(text("SELECT count(*) FROM jobs WHERE tier = 'free' AND started_at IS NOT NULL")).scalar():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    started = text("SELECT count(*) FROM jobs WHERE tier = 'free' AND started_at IS NOT NULL")
+    wait_until(lambda: db.execute(started).scalar(), timeout=30, interval=0.02, what="a free job to start")
     # When a professional job is submitted last
     pro_id = client.submit_script("pro-user", "Urgent.")
     assert client.result(pro_id, timeout=60)["status"] == "succeeded"

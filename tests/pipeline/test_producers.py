@@ -57,7 +57,8 @@ def test_a_bare_celery_app_with_stock_settings_can_submit_by_name_and_ping(worke
         import os
         from celery import Celery
         app = Celery(broker=os.environ["REDIS"], backend=os.environ["REDIS"])
-        job = app.send_task("litink.submit_script", kwargs={"user_id": "producer-2", "content": "A storm."}, queue="intake")
+        kwargs = {"user_id": "producer-2", "content": "A storm."}
+        job = app.send_task("litink.submit_script", kwargs=kwargs, queue="intake")
         result = job.get(timeout=30)
         print(result["job_id"] == job.id, result["status"])
         print(bool(app.control.ping(timeout=2.0)))

@@ -1,9 +1,10 @@
 """What the emulator's faults do to a job: retry, fall back, or fail, and what is recorded."""
 
-import time
 from decimal import Decimal
 
 from sqlalchemy import text
+
+from tests.waiting import wait_until
 
 FREE_PRIMARY = "meta-llama/llama-3.2-3b-instruct"
 FREE_FALLBACK = "google/gemini-flash-1.5-8b"
@@ -92,10 +93,7 @@ def test_a_hang_past_the_read_timeout_is_retried(worker, client, faults, db):
         ("ok", None),
     ]
     # The hung call still completes on the provider's side later; let it land before the next test
-    deadline = time.monotonic() + 15
-    while len(faults.calls()) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: len(faults.calls()) >= 2, timeout=15, interval=0.1, what="the hung call to land")
 
 
 def test_every_model_failing_fails_the_job_and_gives_the_unit_back(worker, client, faults, db):

@@ -21,10 +21,12 @@ from workers.quotas.periods import calendar_month, utcnow
         ("2027-12-31T23:59:59", date(2027, 12, 1), date(2028, 1, 1)),
     ],
 )
+@pytest.mark.unit
 def test_the_calendar_month_has_its_real_length(instant, start, end):
     assert calendar_month(datetime.fromisoformat(instant).replace(tzinfo=UTC)) == (start, end)
 
 
+@pytest.mark.unit
 def test_a_time_in_another_zone_counts_in_its_utc_month():
     # 23:30 on Jan 31 in UTC-5 is already February in UTC
     at = datetime.fromisoformat("2027-01-31T23:30:00-05:00")

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import text
@@ -21,7 +22,7 @@ NOW = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -53,7 +54,8 @@ def spend(db, amount: str, when: datetime, attempt: int) -> None:
     )
     db.execute(
         text(
-            "INSERT INTO llm_calls (job_id, attempt, tier, model, cost_usd, cost_source, status, latency_ms, created_at)"
+            "INSERT INTO llm_calls"
+            " (job_id, attempt, tier, model, cost_usd, cost_source, status, latency_ms, created_at)"
             " VALUES ('job-1', :a, 'basic', 'deepseek/deepseek-chat', :c, 'provider', 'ok', 100, :at)"
         ),
         {"a": attempt, "c": Decimal(amount), "at": when},

@@ -46,7 +46,8 @@ def add_call(
 ) -> None:
     db.execute(
         text(
-            "INSERT INTO llm_calls (job_id, attempt, tier, model, cost_usd, cost_source, status, latency_ms, created_at)"
+            "INSERT INTO llm_calls"
+            " (job_id, attempt, tier, model, cost_usd, cost_source, status, latency_ms, created_at)"
             " VALUES (:j, :a, :tier, :model, :cost, 'provider', :status, :lat, :at)"
         ),
         {

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from workers.money import display_usd
 from workers.reporting.html import render_html
 from workers.reporting.report import build_report
 
@@ -164,8 +165,8 @@ def test_every_figure_chromium_shows_matches_the_json_report(busy_month, tmp_pat
         assert figure["metric"] == figure["path"][0]
     by_metric = {f["metric"]: f for f in parser.found if len(f["path"]) == 1}
     # And the key figures read as the report has them
-    assert by_metric["total_cost"]["text"] == f"${report['total_cost']}"
-    assert by_metric["total_revenue"]["text"] == f"${report['total_revenue']}"
+    assert by_metric["total_cost"]["text"] == display_usd(report["total_cost"], "cost")
+    assert by_metric["total_revenue"]["text"] == display_usd(report["total_revenue"], "revenue")
     margin = Decimal(report["profit_margin"]).scaleb(2)
     assert by_metric["profit_margin"]["text"] == f"{margin}%"
     # And each tier's cost is in the tiers table, each model's failure rate in the models table

@@ -17,7 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
 from tenacity.wait import wait_base
 
 from config.tiers import RetryPolicy
@@ -34,7 +41,7 @@ class wait_provider(wait_base):
     def __init__(self, backoff: wait_base):
         self.backoff = backoff
 
-    def __call__(self, retry_state) -> float:
+    def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         asked = getattr(exc, "retry_after", None)
         return asked if asked is not None else self.backoff(retry_state)
@@ -68,7 +75,7 @@ def run_chain(
             completion = call(model)
         except ProviderError as exc:
             on_attempt(model, exc, None)
-            if isinstance(exc, RetryableError) and (exc.retry_after or 0) > in_process_cap:
+            if isinstance(exc, RetryableError) and exc.retry_after is not None and exc.retry_after > in_process_cap:
                 raise DeferredRetry(exc.retry_after, exc) from exc
             raise
         on_attempt(model, None, completion)

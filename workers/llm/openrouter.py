@@ -17,12 +17,8 @@ from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx2  # the HTTP library the openai SDK is built on
 import openai
-
-try:  # the HTTP library the installed openai SDK is built on
-    import httpx2 as http_lib
-except ImportError:  # openai releases before the httpx2 move
-    import httpx as http_lib
 
 from config import Settings, get_settings
 from workers import errors
@@ -70,17 +66,17 @@ def translate(
     """Map an OpenRouter error (HTTP status and ``{"code", "message", "metadata"}``) to our tree."""
     message = str(error.get("message") or f"HTTP {status}")
     metadata = error.get("metadata") or {}
-    kw = {"status": status, "code": error.get("code"), "retry_after": retry_after, "usage": usage}
     if status == 402 and isinstance(metadata, dict) and metadata.get("reason") == IN_FLIGHT_BUDGET:
-        return errors.RetryableError(message, **kw)
-    if status in RETRYABLE_STATUS or status >= 500:
-        return errors.RetryableError(message, **kw)
-    if status == 401:
-        return errors.ProviderAuthError(message, **kw)
-    if status == 402:
-        return errors.InsufficientCredits(message, **kw)
-    # 400 invalid request or context length, 403 moderation, 404 no allowed providers, ...
-    return errors.FallbackError(message, **kw)
+        kind: type[errors.ProviderError] = errors.RetryableError
+    elif status in RETRYABLE_STATUS or status >= 500:
+        kind = errors.RetryableError
+    elif status == 401:
+        kind = errors.ProviderAuthError
+    elif status == 402:
+        kind = errors.InsufficientCredits
+    else:  # 400 invalid request or context length, 403 moderation, 404 no allowed providers, ...
+        kind = errors.FallbackError
+    return kind(message, status=status, code=error.get("code"), retry_after=retry_after, usage=usage)
 
 
 def _error_body(response: Any) -> dict[str, Any]:
@@ -113,7 +109,7 @@ class OpenRouterClient:
             # The SDK's own client (auth, headers, timeouts, error classes), asked for the raw
             # response: chat.completions.create would first walk the params through its
             # TypedDict transform and later build pydantic models, both measurable per call.
-            response = self._sdk.post("/chat/completions", body=body, cast_to=http_lib.Response)
+            response = self._sdk.post("/chat/completions", body=body, cast_to=httpx2.Response)
         except openai.APIStatusError as exc:
             headers = exc.response.headers
             raise translate(

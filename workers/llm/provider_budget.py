@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-import redis
 from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from config import get_settings
+from workers.redis_connection import limits_storage, redis_client
 
 POLL_SECONDS = 0.05
 SLOT_TTL_SECONDS = 120  # longer than any single HTTP call (connect + read timeouts)
@@ -41,12 +40,21 @@ return 0
 
 
 class ProviderBudget:
-    def __init__(self, redis_url: str, requests_per_minute: int, concurrency_per_model: int, sleep=time.sleep):
-        self._redis = redis.Redis.from_url(redis_url)
+    def __init__(
+        self,
+        redis_url: str,
+        requests_per_minute: int,
+        concurrency_per_model: int,
+        sleep: Callable[[float], None] = time.sleep,
+        sentinel_master: str | None = None,
+    ) -> None:
+        self._redis = redis_client(redis_url, sentinel_master)
         self._acquire = self._redis.register_script(_ACQUIRE)
-        self._rpm = RateLimitItemPerMinute(requests_per_minute) if requests_per_minute else None
+        self._rpm = RateLimitItemPerMinute(requests_per_minute)
         self._limiter = (
-            MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="litink:provider")) if self._rpm else None
+            MovingWindowRateLimiter(limits_storage(redis_url, sentinel_master, key_prefix="litink:provider"))
+            if requests_per_minute
+            else None
         )
         self._concurrency = concurrency_per_model
         self._sleep = sleep
@@ -77,7 +85,12 @@ def _budget() -> ProviderBudget | None:
     s = get_settings()
     if not (s.provider_requests_per_minute or s.provider_concurrency_per_model):
         return None
-    return ProviderBudget(s.require_redis_url(), s.provider_requests_per_minute, s.provider_concurrency_per_model)
+    return ProviderBudget(
+        s.require_redis_url(),
+        s.provider_requests_per_minute,
+        s.provider_concurrency_per_model,
+        sentinel_master=s.redis_sentinel_master,
+    )
 
 
 @contextmanager

@@ -51,7 +51,7 @@ class PlainFormatter(logging.Formatter):
         return mask(super().format(record) + (f" [{context}]" if context else ""))
 
 
-def configure(**_) -> None:
+def configure(**_: object) -> None:
     """Install the formatter on the root logger (connected to Celery's setup_logging)."""
     settings = get_settings()
     handler = logging.StreamHandler(sys.stderr)

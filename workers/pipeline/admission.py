@@ -22,7 +22,7 @@ from config.tiers import Tier
 from db.session import transaction
 from workers.ops import metrics
 from workers.pipeline import jobs
-from workers.pipeline.job_result import FINISHED, job_result, unrecorded_rejection
+from workers.pipeline.job_result import FINISHED, JobResult, job_result, unrecorded_rejection
 from workers.pipeline.validation import Invalid, JobRequest, size_errors
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow
@@ -43,7 +43,7 @@ class Admission:
     would be lost if the conflict were stored first).
     """
 
-    result: dict[str, Any] | None = None
+    result: JobResult | None = None
     tier: Tier | None = None
     notify_row: str | None = None
     notify_unrecorded: dict[str, str] | None = None
@@ -66,9 +66,11 @@ def admit(sub: JobRequest | Invalid) -> Admission:
         if errors:  # an invalid request spends no idempotency key
             return _reject(conn, replace(req, idempotency_key=None), tier, "invalid_input", errors)
 
-        decision = user_rate_limiter(get_settings().require_redis_url(), get_settings().rate_limit_fail_open).hit(
-            req.user_id, tier.requests_per_minute
+        settings = get_settings()
+        limiter = user_rate_limiter(
+            settings.require_redis_url(), settings.rate_limit_fail_open, settings.redis_sentinel_master
         )
+        decision = limiter.hit(req.user_id, tier.requests_per_minute)
         if not decision.allowed:
             reason = "rate_limiter_unavailable" if decision.degraded else "rate_limited"
             detail = {

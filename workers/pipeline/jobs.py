@@ -59,6 +59,27 @@ def find(conn: Connection, job_id: str) -> Any:
     return conn.execute(FIND, {"j": job_id}).first()
 
 
+MIN_PREFIX = 8  # the demo prints 8 characters of a job id
+FIND_BY_PREFIX = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id LIKE :p || '%' ORDER BY id LIMIT 2")
+
+
+class AmbiguousPrefix(LookupError):
+    """Raised when an id prefix matches more than one job."""
+
+
+def find_by_id_or_prefix(conn: Connection, id_or_prefix: str) -> Any:
+    """The job with this id, or the only job whose id starts with it (at least
+    ``MIN_PREFIX`` characters); None when there is none."""
+    row = find(conn, id_or_prefix)
+    if row is not None or len(id_or_prefix) < MIN_PREFIX:
+        return row
+    escaped = id_or_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute(FIND_BY_PREFIX, {"p": escaped}).all()
+    if len(rows) > 1:
+        raise AmbiguousPrefix(f"{id_or_prefix!r} is the start of more than one job id; give more characters")
+    return rows[0] if rows else None
+
+
 def find_by_key(conn: Connection, user_id: str, key: str) -> Any:
     return conn.execute(FIND_BY_KEY, {"u": user_id, "k": key}).first()
 

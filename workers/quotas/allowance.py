@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 from config.tiers import Tier, remaining
 from workers.quotas.periods import quota_period
@@ -22,7 +22,7 @@ from workers.quotas.subscriptions import standing
 COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
 
 
-def _reserve_statement(column: str):
+def _reserve_statement(column: str) -> TextClause:
     return text(
         f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, 1)"
         f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + 1,"

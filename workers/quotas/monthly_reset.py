@@ -11,10 +11,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from config import get_catalog
 from workers.quotas.periods import calendar_month
 
 
-def roll(conn: Connection, now: datetime) -> dict[str, int]:
+def roll(conn: Connection, now: datetime) -> dict[str, int | str]:
     start, end = calendar_month(now)
     closed = conn.execute(
         text(
@@ -22,12 +23,12 @@ def roll(conn: Connection, now: datetime) -> dict[str, int]:
             " (user_id, period_start, period_end, tier, scripts_used, analyses_used, spend_usd)"
             " SELECT q.user_id, q.period_start, q.period_end,"
             "   coalesce((SELECT j.tier FROM jobs j WHERE j.user_id = q.user_id AND j.quota_period = q.period_start"
-            "             ORDER BY j.created_at DESC LIMIT 1), 'free'),"
+            "             ORDER BY j.created_at DESC LIMIT 1), :default_tier),"
             "   q.scripts_used, q.analyses_used, q.spend_usd"
             " FROM quota_usage q WHERE q.period_end <= :today"
             " ON CONFLICT (user_id, period_start) DO NOTHING"
         ),
-        {"today": now.date()},
+        {"today": now.date(), "default_tier": get_catalog().default.name},
     ).rowcount
     opened = conn.execute(
         text(

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
+
+from workers.redis_connection import limits_storage
 
 log = logging.getLogger(__name__)
 NAMESPACE = "litink:rpm"
@@ -35,9 +36,9 @@ class Decision:
 
 
 class UserRateLimiter:
-    def __init__(self, redis_url: str, *, fail_open: bool = True):
+    def __init__(self, redis_url: str, *, fail_open: bool = True, sentinel_master: str | None = None):
         self._limiter = MovingWindowRateLimiter(
-            RedisStorage(redis_url, key_prefix=NAMESPACE, socket_timeout=1, socket_connect_timeout=1)
+            limits_storage(redis_url, sentinel_master, key_prefix=NAMESPACE, socket_timeout=1, socket_connect_timeout=1)
         )
         self._fail_open = fail_open
 
@@ -57,5 +58,5 @@ class UserRateLimiter:
 
 
 @lru_cache(maxsize=4)
-def user_rate_limiter(redis_url: str, fail_open: bool) -> UserRateLimiter:
-    return UserRateLimiter(redis_url, fail_open=fail_open)
+def user_rate_limiter(redis_url: str, fail_open: bool, sentinel_master: str | None = None) -> UserRateLimiter:
+    return UserRateLimiter(redis_url, fail_open=fail_open, sentinel_master=sentinel_master)

@@ -31,9 +31,9 @@ def effective_tier_name(status: str | None, tier: str | None, past_due_since: da
     catalog = get_catalog()
     if status == "active" and tier:
         return tier
-    if status == "past_due" and tier and past_due_since is not None:
-        if now < past_due_since + timedelta(days=get_settings().past_due_grace_days):
-            return tier
+    grace = timedelta(days=get_settings().past_due_grace_days)
+    if status == "past_due" and tier and past_due_since is not None and now < past_due_since + grace:
+        return tier
     return catalog.default.name
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from config import Settings, get_settings
+from workers.money import display_usd
 from workers.quotas.periods import calendar_month
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,7 @@ def check_cost_thresholds(conn: Connection, now: datetime, *, settings: Settings
             period,
             threshold,
             value,
-            f"{label} LLM cost ${format(value, 'f')} for {period} reached the alert threshold "
-            f"${format(threshold, 'f')}",
+            f"{label} LLM cost {display_usd(value)} for {period} reached the alert threshold {display_usd(threshold)}",
             settings=settings,
         )
         results.append(

@@ -1,8 +1,9 @@
 """The cost and margin report (workers/reporting/report.py) as one self-contained HTML page.
 
 No script, no CDN: inline CSS and SVG charts drawn here. Every figure shown is a value of the
-report dict, printed as the report has it (money as ``$`` + its exact string, ratios as a
-percentage of the same digits). Each figure carries ``data-metric`` (its top-level key),
+report dict: money through workers.money.display_usd (fixed decimals per kind of figure: costs
+to 1e-8 USD, revenue and prices in cents), ratios as a percentage of the report's digits.
+Each figure carries ``data-metric`` (its top-level key),
 ``data-path`` (a JSON list of keys into the report) and ``data-value`` (the report's value,
 ``null`` for None), so a test or a scraper can match the page against ``litink costs --json``.
 """
@@ -13,6 +14,8 @@ import json
 from decimal import Decimal
 from html import escape
 from typing import Any
+
+from workers.money import display_usd
 
 PALETTE = ("#8c96a8", "#4e79a7", "#59a14f", "#f28e2b", "#b07aa1", "#e15759", "#76b7b2", "#edc948")
 POSITIVE, NEGATIVE = "#59a14f", "#e15759"
@@ -49,8 +52,8 @@ def _shown(value: Any, style: str) -> str:
     """How a report value reads on the page. Money and ratios keep the report's digits."""
     if value is None:
         return "n/a"
-    if style == "money":
-        return f"${value}"
+    if style in ("cost", "revenue"):
+        return display_usd(value, style)
     if style == "ratio":
         return f"{format(Decimal(value).scaleb(2), 'f')}%"
     if style == "ms":
@@ -78,7 +81,7 @@ def _fig(report: dict[str, Any], path: tuple[Any, ...], style: str = "text", tag
     classes = []
     if tag == "td":
         classes.append("num")
-    if style in ("ratio", "money") and value is not None and Decimal(value) < 0:
+    if style in ("ratio", "cost", "revenue") and value is not None and Decimal(value) < 0:
         classes.append("neg")
     if value is None:
         classes.append("muted")
@@ -92,7 +95,8 @@ def _table(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> 
         for i, h in enumerate(headers)
     )
     if not rows:
-        return f'<table><tr>{head}</tr><tr><td colspan="{len(headers)}" class="muted">None in this period.</td></tr></table>'
+        empty = f'<td colspan="{len(headers)}" class="muted">None in this period.</td>'
+        return f"<table><tr>{head}</tr><tr>{empty}</tr></table>"
     body = "".join(f"<tr>{''.join(cells)}</tr>" for cells in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -132,7 +136,7 @@ def cost_by_day_chart(report: dict[str, Any], width: int = 960, height: int = 28
     )
     parts.append(
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" {_attrs(peak_path, days[peak_index]["total"])}>'
-        f"${escape(days[peak_index]['total'])}</text>"
+        f"{escape(display_usd(days[peak_index]['total']))}</text>"
     )
     slot = plot_w / len(days)
     bar_w = max(1.0, slot * 0.75)
@@ -147,7 +151,7 @@ def cost_by_day_chart(report: dict[str, Any], width: int = 960, height: int = 28
                 continue
             h = float(amount) * scale
             y -= h
-            tip = f"{day['day']} {tier}: ${cost}"
+            tip = f"{day['day']} {tier}: {display_usd(cost)}"
             parts.append(
                 f'<rect x="{x:.2f}" y="{y:.2f}" width="{bar_w:.2f}" height="{h:.2f}" fill="{colors[tier]}"'
                 f" {_attrs(('cost_by_day', i, 'by_tier', tier), cost)}><title>{escape(tip)}</title></rect>"
@@ -210,13 +214,13 @@ def _tiers_table(report: dict[str, Any]) -> str:
         rows.append(
             [
                 f"<td>{escape(tier)}</td>",
-                _fig(report, ("cost_by_tier", tier), "money", "td"),
+                _fig(report, ("cost_by_tier", tier), "cost", "td"),
                 _fig(report, ("revenue_by_tier", tier, "active_subscriptions"), "int", "td"),
-                _fig(report, ("revenue_by_tier", tier, "price_monthly"), "money", "td"),
-                _fig(report, ("revenue_by_tier", tier, "revenue"), "money", "td"),
+                _fig(report, ("revenue_by_tier", tier, "price_monthly"), "revenue", "td"),
+                _fig(report, ("revenue_by_tier", tier, "revenue"), "revenue", "td"),
                 _fig(report, ("margin_by_tier", tier), "ratio", "td"),
                 _fig(report, ("cost_per_job_by_tier", tier, "succeeded_jobs"), "int", "td"),
-                _fig(report, ("cost_per_job_by_tier", tier, "average"), "money", "td"),
+                _fig(report, ("cost_per_job_by_tier", tier, "average"), "cost", "td"),
                 _fig(report, ("fallback_rate", "by_tier", tier, "finished_jobs"), "int", "td"),
                 _fig(report, ("fallback_rate", "by_tier", tier, "rate"), "ratio", "td"),
             ]
@@ -259,7 +263,7 @@ def _models_table(report: dict[str, Any]) -> str:
                     for s in report["models"][model]["by_status"]
                 ),
                 _fig(report, ("models", model, "failure_rate"), "ratio", "td"),
-                _fig(report, ("cost_by_model", model), "money", "td"),
+                _fig(report, ("cost_by_model", model), "cost", "td"),
                 _fig(report, ("models", model, "avg_latency_ms"), "ms", "td"),
                 _fig(report, ("models", model, "p95_latency_ms"), "ms", "td"),
             ]
@@ -300,7 +304,8 @@ def _recommendations(report: dict[str, Any]) -> str:
 
 
 def _card(report: dict[str, Any], label: str, path: tuple[Any, ...], style: str) -> str:
-    return f'<div class="card"><div class="label">{escape(label)}</div><div class="value">{_fig(report, path, style)}</div></div>'
+    value = _fig(report, path, style)
+    return f'<div class="card"><div class="label">{escape(label)}</div><div class="value">{value}</div></div>'
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -316,10 +321,11 @@ def render_html(report: dict[str, Any]) -> str:
 <body>
 <h1>Cost and margin</h1>
 <p class="period">{_fig(report, ("period", "from"))} to {_fig(report, ("period", "to"))}
- ({_fig(report, ("period", "days"))} days, {_fig(report, ("period", "months"))} months), {escape(report["currency"])}</p>
+ ({_fig(report, ("period", "days"))} days, {_fig(report, ("period", "months"))} months),
+ {escape(report["currency"])}</p>
 <div class="cards">
-{_card(report, "Total cost", ("total_cost",), "money")}
-{_card(report, "List revenue", ("total_revenue",), "money")}
+{_card(report, "Total cost", ("total_cost",), "cost")}
+{_card(report, "List revenue", ("total_revenue",), "revenue")}
 {_card(report, "Profit margin", ("profit_margin",), "ratio")}
 {_card(report, "Fallback rate", ("fallback_rate", "overall", "rate"), "ratio")}
 {_card(report, "Finished jobs", ("fallback_rate", "overall", "finished_jobs"), "int")}
@@ -342,7 +348,8 @@ def render_html(report: dict[str, Any]) -> str:
 <p>Revenue: {escape(report["revenue_rule"])}.</p>
 <p>Recommendation thresholds: failure rate above {_fig(report, ("thresholds", "failure_rate"), "ratio")}
  over at least {_fig(report, ("thresholds", "min_calls"))} calls; fallback rate above
- {_fig(report, ("thresholds", "fallback_rate"), "ratio")} over at least {_fig(report, ("thresholds", "min_jobs"))} finished jobs.</p>
+ {_fig(report, ("thresholds", "fallback_rate"), "ratio")} over at least
+ {_fig(report, ("thresholds", "min_jobs"))} finished jobs.</p>
 </footer>
 </body>
 </html>

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, text
 
 from config import get_catalog
 from db.models import JOB_STATUSES
+from workers.money import display_usd, exact_decimal
 from workers.quotas.periods import utcnow
 
 DIRECTIONS = ("upgrade", "downgrade", "lateral")
@@ -64,11 +65,6 @@ DEFAULT_THRESHOLDS = Thresholds()
 # -- small exact helpers ---------------------------------------------------------------------
 
 
-def money(value: Decimal | int) -> str:
-    """An exact decimal string, never in exponent form (``1E-7`` would surprise a reader)."""
-    return format(Decimal(value), "f")
-
-
 def _rounded(value: Fraction, places: int) -> Decimal:
     """A fraction rounded half to even to ``places`` decimals, without passing through floats."""
     return Decimal(round(value * 10**places)).scaleb(-places)
@@ -77,13 +73,13 @@ def _rounded(value: Fraction, places: int) -> Decimal:
 def _ratio(numerator: Decimal | int, denominator: Decimal | int) -> str | None:
     if not denominator:
         return None
-    return money(_rounded(Fraction(Decimal(numerator)) / Fraction(Decimal(denominator)), RATIO_PLACES))
+    return exact_decimal(_rounded(Fraction(Decimal(numerator)) / Fraction(Decimal(denominator)), RATIO_PLACES))
 
 
 def _per_unit(total: Decimal, count: int) -> str | None:
     if not count:
         return None
-    return money(_rounded(Fraction(total) / count, PER_UNIT_PLACES))
+    return exact_decimal(_rounded(Fraction(total) / count, PER_UNIT_PLACES))
 
 
 def months_in(first: date, last: date) -> Fraction:
@@ -146,13 +142,13 @@ def build_report(
             "from": first.isoformat(),
             "to": last.isoformat(),
             "days": (last - first).days + 1,
-            "months": money(_rounded(months, RATIO_PLACES)),
+            "months": exact_decimal(_rounded(months, RATIO_PLACES)),
         },
         "currency": "USD",
-        "total_cost": money(total_cost),
-        "total_revenue": money(total_revenue),
+        "total_cost": exact_decimal(total_cost),
+        "total_revenue": exact_decimal(total_revenue),
         "profit_margin": _margin(total_revenue, total_cost),
-        "cost_by_tier": {t: money(c) for t, c in cost_by_tier.items()},
+        "cost_by_tier": {t: exact_decimal(c) for t, c in cost_by_tier.items()},
         "cost_by_model": {m: s["cost"] for m, s in models.items()},
         "cost_by_day": _cost_by_day(conn, window, first, last, tiers),
         "cost_per_job_by_tier": _cost_per_job(conn, window, tiers),
@@ -164,9 +160,9 @@ def build_report(
         "margin_by_tier": margin_by_tier,
         "subscription_changes": _subscription_changes(conn, window),
         "thresholds": {
-            "failure_rate": money(thresholds.failure_rate),
+            "failure_rate": exact_decimal(thresholds.failure_rate),
             "min_calls": thresholds.min_calls,
-            "fallback_rate": money(thresholds.fallback_rate),
+            "fallback_rate": exact_decimal(thresholds.fallback_rate),
             "min_jobs": thresholds.min_jobs,
         },
     }
@@ -214,8 +210,8 @@ def _revenue(tiers: list[str], subscribers: dict[str, int], months: Fraction) ->
         revenue = Decimal(0) if price is None else _rounded(Fraction(price) * count * months, REVENUE_PLACES)
         out[tier] = {
             "active_subscriptions": count,
-            "price_monthly": None if price is None else money(price),
-            "revenue": money(revenue),
+            "price_monthly": None if price is None else exact_decimal(price),
+            "revenue": exact_decimal(revenue),
         }
     return out
 
@@ -236,8 +232,8 @@ def _cost_by_day(conn: Connection, window: dict, first: date, last: date, tiers:
         days.append(
             {
                 "day": day.isoformat(),
-                "total": money(sum(by_tier.values(), Decimal(0))),
-                "by_tier": {t: money(c) for t, c in by_tier.items()},
+                "total": exact_decimal(sum(by_tier.values(), Decimal(0))),
+                "by_tier": {t: exact_decimal(c) for t, c in by_tier.items()},
             }
         )
         day += timedelta(days=1)
@@ -257,7 +253,7 @@ def _cost_per_job(conn: Connection, window: dict, tiers: list[str]) -> dict[str,
     out = {}
     for tier in tiers:
         jobs, cost = found.get(tier, (0, Decimal(0)))
-        out[tier] = {"succeeded_jobs": jobs, "cost": money(cost), "average": _per_unit(cost, jobs)}
+        out[tier] = {"succeeded_jobs": jobs, "cost": exact_decimal(cost), "average": _per_unit(cost, jobs)}
     return out
 
 
@@ -321,7 +317,7 @@ def _model_stats(conn: Connection, window: dict) -> dict[str, dict[str, Any]]:
             "by_status": {"ok": r.ok, "retry": r.retry, "fallback": r.fallback, "fatal": r.fatal},
             "failures": failures,
             "failure_rate": _ratio(failures, r.calls),
-            "cost": money(r.cost),
+            "cost": exact_decimal(r.cost),
             "avg_latency_ms": r.avg_latency_ms,
             "p95_latency_ms": r.p95_latency_ms,
         }
@@ -363,8 +359,8 @@ def _subscription_changes(conn: Connection, window: dict) -> dict[str, Any]:
 # -- recommendations -------------------------------------------------------------------------
 
 
-def _pct(ratio: str) -> str:
-    return f"{money(Decimal(ratio).scaleb(2))}%"
+def _pct(ratio: str | None) -> str:
+    return "n/a" if ratio is None else f"{exact_decimal(Decimal(ratio).scaleb(2))}%"
 
 
 def recommendations(
@@ -392,7 +388,7 @@ def recommendations(
                     "kind": "model_failure_rate",
                     "subject": model,
                     "message": f"{model} failed {_pct(s['failure_rate'])} of {s['calls']} calls (threshold "
-                    f"{_pct(money(thresholds.failure_rate))}); check the provider or move it down its chains.",
+                    f"{_pct(exact_decimal(thresholds.failure_rate))}); check the provider or move it down its chains.",
                     "figure": s["failure_rate"],
                 }
             )
@@ -402,8 +398,9 @@ def recommendations(
                 {
                     "kind": "negative_margin",
                     "subject": tier,
-                    "message": f"Tier {tier} cost ${report['cost_by_tier'][tier]} against "
-                    f"${report['revenue_by_tier'][tier]['revenue']} of revenue (margin {_pct(margin)}); "
+                    "message": f"Tier {tier} cost {display_usd(report['cost_by_tier'][tier])} against "
+                    f"{display_usd(report['revenue_by_tier'][tier]['revenue'], 'revenue')} of revenue"
+                    f" (margin {_pct(margin)}); "
                     "review its models, allowance or price.",
                     "figure": margin,
                 }
@@ -413,7 +410,8 @@ def recommendations(
             {
                 "kind": "negative_margin",
                 "subject": "all",
-                "message": f"Total cost ${report['total_cost']} exceeds list revenue ${report['total_revenue']} "
+                "message": f"Total cost {display_usd(report['total_cost'])} exceeds list revenue "
+                f"{display_usd(report['total_revenue'], 'revenue')} "
                 f"(margin {_pct(report['profit_margin'])}).",
                 "figure": report["profit_margin"],
             }
@@ -428,7 +426,7 @@ def recommendations(
                     "kind": "fallback_rate",
                     "subject": tier,
                     "message": f"{_pct(f['rate'])} of {f['finished_jobs']} finished {tier} jobs used a fallback model "
-                    f"(threshold {_pct(money(thresholds.fallback_rate))}); the primary model is unreliable.",
+                    f"(threshold {_pct(exact_decimal(thresholds.fallback_rate))}); the primary model is unreliable.",
                     "figure": f["rate"],
                 }
             )
@@ -458,11 +456,12 @@ def _cheaper_models(
                     {
                         "kind": "cheaper_model",
                         "subject": f"{tier.name}:{later}",
-                        "message": f"In tier {tier.name}, {later} cost ${_per_unit(cost_b, ok_b)} per successful call "
-                        f"against ${_per_unit(cost_a, ok_a)} for {preferred}, with a success rate of "
+                        "message": f"In tier {tier.name}, {later} cost {display_usd(_per_unit(cost_b, ok_b))}"
+                        " per successful call "
+                        f"against {display_usd(_per_unit(cost_a, ok_a))} for {preferred}, with a success rate of "
                         f"{_pct(_ratio(ok_b, calls_b))} against {_pct(_ratio(ok_a, calls_a))}; "
                         "consider putting it first.",
-                        "figure": money(saving),
+                        "figure": exact_decimal(saving),
                     }
                 )
     return out

@@ -1,51 +1,89 @@
-"""`litink costs` as text: the same report dict the --json and --html views show."""
+"""`litink costs` as text: the same report dict the --json and --html views show, as Rich
+tables (money through workers.money.display_usd, ratios as percentages)."""
 
 from __future__ import annotations
 
+import io
+from decimal import Decimal
 from typing import Any
 
-from cli.render import table
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from workers.money import display_usd
 
 
 def _pct(ratio: str | None) -> str:
-    return "n/a" if ratio is None else f"{float(ratio) * 100:.1f}%"
+    return "n/a" if ratio is None else f"{Decimal(ratio).scaleb(2).quantize(Decimal('0.1'))}%"
 
 
-def render_text(report: dict[str, Any]) -> str:
+def _table(title: str, columns: list[str], rows: list[list[str]], text_columns: int = 1) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < text_columns else "right", no_wrap=i < text_columns)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def text_report(report: dict[str, Any]) -> RenderableType:
+    """The report as Rich renderables, for a console to print."""
     period = report["period"]
-    out = [
-        f"Cost and margin, {period['from']} to {period['to']} ({period['days']} days)",
-        f"  cost ${report['total_cost']}   revenue ${report['total_revenue']}   margin {_pct(report['profit_margin'])}",
-        "",
+    head = Text.assemble(
+        (f"Cost and margin, {period['from']} to {period['to']} ({period['days']} days)\n", "bold"),
+        f"  cost {display_usd(report['total_cost'])}   revenue {display_usd(report['total_revenue'], 'revenue')}"
+        f"   margin {_pct(report['profit_margin'])}",
+    )
+    tiers = _table(
         "By tier",
-    ]
-    tiers = [
-        {
-            "tier": t,
-            "cost": report["cost_by_tier"][t],
-            "revenue": report["revenue_by_tier"][t]["revenue"],
-            "margin": _pct(report["margin_by_tier"][t]),
-            "jobs": report["jobs_by_tier"][t]["total"],
-            "avg cost/job": report["cost_per_job_by_tier"][t]["average"] or "",
-            "fallback": _pct(report["fallback_rate"]["by_tier"][t]["rate"]),
-        }
-        for t in report["cost_by_tier"]
-    ]
-    out.append(table(tiers, ["tier", "cost", "revenue", "margin", "jobs", "avg cost/job", "fallback"]))
-    models = [
-        {
-            "model": m,
-            "calls": s["calls"],
-            "failure rate": _pct(s["failure_rate"]),
-            "cost": s["cost"],
-            "avg ms": s["avg_latency_ms"],
-            "p95 ms": s["p95_latency_ms"],
-        }
-        for m, s in report["models"].items()
-    ]
-    out += ["", "By model", table(models, ["model", "calls", "failure rate", "cost", "avg ms", "p95 ms"])]
+        ["tier", "cost", "revenue", "margin", "jobs", "avg cost/job", "fallback"],
+        [
+            [
+                t,
+                display_usd(report["cost_by_tier"][t]),
+                display_usd(report["revenue_by_tier"][t]["revenue"], "revenue"),
+                _pct(report["margin_by_tier"][t]),
+                str(report["jobs_by_tier"][t]["total"]),
+                display_usd(report["cost_per_job_by_tier"][t]["average"]),
+                _pct(report["fallback_rate"]["by_tier"][t]["rate"]),
+            ]
+            for t in report["cost_by_tier"]
+        ],
+    )
+    models = _table(
+        "By model",
+        ["model", "calls", "failure rate", "cost", "avg ms", "p95 ms"],
+        [
+            [
+                m,
+                str(s["calls"]),
+                _pct(s["failure_rate"]),
+                display_usd(s["cost"]),
+                "" if s["avg_latency_ms"] is None else str(s["avg_latency_ms"]),
+                "" if s["p95_latency_ms"] is None else str(s["p95_latency_ms"]),
+            ]
+            for m, s in report["models"].items()
+        ],
+    )
     changes = report["subscription_changes"]
-    out += ["", f"Upgrades {changes['upgrades']}, downgrades {changes['downgrades']}"]
+    parts: list[RenderableType] = [
+        head,
+        "",
+        tiers,
+        "",
+        models,
+        "",
+        f"Upgrades {changes['upgrades']}, downgrades {changes['downgrades']}",
+    ]
     if report["recommendations"]:
-        out += ["", "Recommendations"] + [f"  - {r['message']}" for r in report["recommendations"]]
-    return "\n".join(out)
+        parts += ["", Text("Recommendations", style="bold")]
+        parts += [f"  - {r['message']}" for r in report["recommendations"]]
+    return Group(*parts)
+
+
+def render_text(report: dict[str, Any], width: int = 120) -> str:
+    """The report as plain text (no colour), e.g. for an e-mail or a log."""
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, highlight=False).print(text_report(report))
+    return out.getvalue().rstrip("\n")
