@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
