@@ -35,6 +35,7 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.unit
 def test_the_metrics_endpoint_listens_on_loopback_unless_metrics_host_says_otherwise(monkeypatch):
     # Given the default settings, and then METRICS_HOST=0.0.0.0
     assert Settings().metrics_host == "127.0.0.1"
@@ -57,6 +58,7 @@ def test_the_metrics_endpoint_listens_on_loopback_unless_metrics_host_says_other
             monkeypatch.setattr(metrics_server, "_server", None)
 
 
+@pytest.mark.unit
 def test_flower_listens_on_flower_address_and_is_read_only():
     default = flower.flower_argv(Settings(flower_basic_auth=CREDENTIALS))
     assert "--address=127.0.0.1" in default and "--read_only=True" in default
@@ -142,12 +144,14 @@ def test_a_flower_login_can_watch_but_cannot_run_revoke_or_read_results(guarded_
     assert listening_addresses(port) == {"127.0.0.1"}
 
 
+@pytest.mark.unit
 def test_a_webhook_tolerance_of_zero_is_refused_at_start():
     with pytest.raises(ValidationError, match="stripe_webhook_tolerance"):
         Settings(stripe_webhook_tolerance=0)
     assert Settings(stripe_webhook_tolerance=60).stripe_webhook_tolerance == 60
 
 
+@pytest.mark.unit
 def test_fail_open_rate_limiting_is_logged_as_a_warning_when_a_worker_starts(caplog, monkeypatch):
     from workers.ops import startup
 

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from config import get_settings
+from tests.waiting import wait_until
 
 QUEUE = "celery"
 
@@ -33,9 +34,8 @@ def results_for(job_id: str, queue: str = QUEUE) -> list[dict[str, Any]]:
 def wait_for(job_id: str, count: int = 1, timeout: float = 15, queue: str = QUEUE) -> list[dict[str, Any]]:
     """The notifications of ``job_id`` once ``count`` have arrived (then a short grace period,
     so that a duplicate would be seen too)."""
-    deadline = time.monotonic() + timeout
-    while len(results_for(job_id, queue)) < count:
-        assert time.monotonic() < deadline, f"{len(results_for(job_id, queue))} of {count} notifications for {job_id}"
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(results_for(job_id, queue)) >= count, timeout=timeout, what=f"{count} notification(s) of {job_id}"
+    )
     time.sleep(0.5)
     return results_for(job_id, queue)

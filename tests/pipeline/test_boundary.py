@@ -99,6 +99,7 @@ def test_a_malformed_submission_with_a_valid_id_and_user_is_recorded_once(worker
     assert client.job_status(job_id)["reason"] == "invalid_input"
 
 
+@pytest.mark.unit
 def test_validation_needs_no_database_and_checks_size_before_anything_else():
     # parse_submission is pure: it runs before any lookup
     huge = parse_submission("script", "job-1", (), {"user_id": "u", "content": "\x00" * 500_000})

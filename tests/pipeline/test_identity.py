@@ -3,7 +3,6 @@ was first used for."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from sqlalchemy import text
@@ -11,6 +10,7 @@ from sqlalchemy import text
 from config import get_settings
 from tasks.client import LitinkClient
 from tests.pipeline.notifications import wait_for
+from tests.waiting import wait_until
 
 SECRET = "Alice's unpublished chapter about the orchard"
 
@@ -57,10 +57,11 @@ def test_bobs_content_never_runs_under_alices_unfinished_job_id(worker, client, 
     # Given Alice's job, still running (the provider is slow)
     faults.set_latency(1500)
     alice_id = client.submit_script("alice", SECRET)
-    deadline = time.monotonic() + 10
-    while db.execute(text("SELECT count(*) FROM jobs WHERE id = :j"), {"j": alice_id}).scalar() == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: db.execute(text("SELECT count(*) FROM jobs WHERE id = :j"), {"j": alice_id}).scalar(),
+        timeout=10,
+        what="Alice's jobs row",
+    )
     # When Bob submits his own content with Alice's id
     another_producer().app.send_task(
         "litink.submit_script",
