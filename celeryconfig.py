@@ -22,6 +22,15 @@ Why each non-default setting is here:
 from kombu import Queue
 
 from config import get_catalog, get_settings
+from config.tiers import BILLING_QUEUE
+
+BILLING_TASKS = (
+    "litink.create_checkout_session",
+    "litink.handle_stripe_event",
+    "litink.process_stripe_event",
+    "litink.sweep_stripe_events",
+    "litink.expire_grace_periods",
+)
 
 _settings = get_settings()
 _catalog = get_catalog()
@@ -45,7 +54,12 @@ result_extended = False
 task_queues = [Queue(name, routing_key=name) for name in _catalog.queues()]
 task_default_queue = "intake"
 task_default_priority = 0  # intake and control tasks; tier tasks carry their tier's priority
-task_routes = {"litink.*": {"queue": "intake"}}  # tier tasks are routed explicitly at hand-over
+# Billing has its own queue, so a burst of Stripe webhooks never waits in front of job admission.
+# Tier tasks are routed explicitly at hand-over.
+task_routes = {
+    **{name: {"queue": BILLING_QUEUE} for name in BILLING_TASKS},
+    "litink.*": {"queue": "intake"},
+}
 broker_transport_options = {
     "visibility_timeout": _settings.visibility_timeout,
     "queue_order_strategy": "priority",

@@ -19,6 +19,8 @@ MEANINGS = {
     "FLOWER_BASIC_AUTH": "user:password[,user2:password2] (a secret)",
     "WEBHOOK_PORT": "port of the webhook receiver",
     "STRIPE_WEBHOOK_SECRET": "Stripe endpoint signing secret (a secret)",
+    "STRIPE_WEBHOOK_TOLERANCE": "seconds a webhook signature may be old at the door",
+    "STRIPE_SECRET_KEY": "Stripe API key (a secret)",
     "LITINK_DEBUG": "1: show the traceback of an error",
 }
 EXTRA_DEFAULTS = {"LITINK_DEBUG": "0"}  # read by the CLI itself, not a Settings field

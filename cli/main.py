@@ -20,6 +20,7 @@ from cli.errors import explain
 from cli.render import console, err_console, table, to_json
 from cli.services import use_services
 from config.settings import masked_url
+from db.models import STRIPE_EVENT_STATES
 from workers.money import display_usd
 from workers.ops.flower import FLOWER_PORT
 
@@ -373,16 +374,64 @@ def flower(insecure_local: bool, port: int) -> None:
     sys.exit(flower_main(["--port", str(port)] + (["--insecure-local"] if insecure_local else [])))
 
 
-@litink.command(epilog=epilog(*SERVICES, "STRIPE_WEBHOOK_SECRET", "WEBHOOK_PORT"))
+@litink.command(epilog=epilog(*SERVICES, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
 @click.option("--host", default="0.0.0.0")
 @click.option("--port", type=int, help="[default: WEBHOOK_PORT]")
 def webhooks(host: str, port: int | None) -> None:
-    """Run the Stripe webhook receiver."""
+    """Run the Stripe webhook receiver: verify, keep in Postgres, then queue."""
     from config import get_settings
     from workers.ops.webhook_server import main as webhooks_main
 
-    use_services(database=False, redis=True)
+    # Postgres keeps every event before Stripe is answered; the broker may be down (the beat
+    # sweep queues what could not be queued at once).
+    use_services(database=True, redis=False)
     webhooks_main(host, port or get_settings().webhook_port)
+
+
+STRIPE_EVENT_COLUMNS = ["event_id", "type", "state", "outcome", "attempts", "received_at", "error"]
+
+
+@litink.group("stripe", context_settings=CONTEXT)
+def stripe_group() -> None:
+    """The Stripe event inbox (docs/billing.md)."""
+
+
+@stripe_group.command("events", epilog=epilog(*DATABASE))
+@click.option("--state", type=click.Choice(STRIPE_EVENT_STATES), help="only events in this state")
+@click.option("--limit", type=click.IntRange(min=1), default=50, help="how many, newest first")
+@json_option
+def stripe_events(state: str | None, limit: int, as_json: bool) -> None:
+    """The newest events in the inbox, with their state, outcome, attempts and error."""
+    from db.session import get_engine
+    from workers.billing import list_events
+
+    use_services()
+    with get_engine().connect() as conn:
+        rows = list_events(conn, state=state, limit=limit)
+    if as_json:
+        click.echo(to_json(rows))
+        return
+    console().print(table(rows, STRIPE_EVENT_COLUMNS))
+    if not rows:
+        click.echo("no Stripe events" + (f" in state {state}" if state else ""), err=True)
+
+
+@stripe_group.command("replay", epilog=epilog(*DATABASE, "STRIPE_SECRET_KEY"))
+@click.argument("event_id")
+@json_option
+def stripe_replay(event_id: str, as_json: bool) -> None:
+    """Process one stored event again, whatever its state (after a fix). Exit status 1 if it
+    fails again."""
+    from workers.billing import replay_event
+
+    use_services()
+    result = replay_event(event_id)
+    if result is None:
+        click.echo(f"no event {event_id} with a stored body in the inbox", err=True)
+        sys.exit(1)
+    click.echo(to_json(result.as_dict()) if as_json else f"{result.event_id} ({result.type}): {result.outcome}")
+    if result.outcome.startswith(("failed", "invalid_payload")):
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

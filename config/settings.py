@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # accepted forever), so it is refused.
     stripe_webhook_tolerance: int = Field(default=300, gt=0)
     stripe_api_base: str | None = None  # a local fake in tests; unset means Stripe itself
+    # How a plan change of a live subscription is billed: always_invoice charges (or credits) the
+    # difference at once, create_prorations adds it to the next invoice, none does not prorate.
+    stripe_proration_behavior: Literal["always_invoice", "create_prorations", "none"] = "always_invoice"
     stripe_price_basic: str | None = None
     stripe_price_standard: str | None = None
     stripe_price_premium: str | None = None

@@ -20,6 +20,9 @@ from config.settings import get_settings
 CATALOG_PATH = Path(__file__).with_name("tiers.toml")
 INTAKE_QUEUE = "intake"
 INTAKE_PRIORITY = 0  # Redis: 0 is the highest priority bucket
+# Stripe's events and checkouts. Listed right after intake: in the same priority bucket, intake
+# is served first, so webhooks never hold up job admission.
+BILLING_QUEUE = "billing"
 
 
 def _word_as_none(word: str) -> BeforeValidator:
@@ -114,7 +117,7 @@ class Catalog(_Frozen):
         return sorted(self.tiers.values(), key=lambda t: t.priority)
 
     def queues(self) -> list[str]:
-        return [INTAKE_QUEUE] + [t.queue for t in self.by_priority()]
+        return [INTAKE_QUEUE, BILLING_QUEUE] + [t.queue for t in self.by_priority()]
 
     def priority_steps(self) -> list[int]:
         return sorted({INTAKE_PRIORITY, *(t.priority for t in self.tiers.values())})

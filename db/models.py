@@ -23,6 +23,7 @@ from db.base import Base, CreatedAt, Money, UtcTime
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "rejected")
 SUBSCRIPTION_STATUSES = ("active", "past_due", "canceled")
+STRIPE_EVENT_STATES = ("received", "applied", "ignored", "failed")
 
 
 class Job(Base):
@@ -117,6 +118,9 @@ class Subscription(Base):
     state_at: Mapped[UtcTime | None] = mapped_column(
         comment="creation time of the newest Stripe event applied; older events never overwrite"
     )
+    grace_recorded_at: Mapped[UtcTime | None] = mapped_column(
+        comment="when the end of the past-due grace period was written to subscription_changes"
+    )
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[CreatedAt]
 
@@ -134,6 +138,7 @@ class SubscriptionChange(Base):
     to_tier: Mapped[str] = mapped_column(String(32))
     direction: Mapped[str] = mapped_column(String(16), comment="upgrade, downgrade or lateral")
     source: Mapped[str] = mapped_column(String(32), comment="operator or stripe")
+    note: Mapped[str | None] = mapped_column(String(200), comment="why, when not a plain tier move")
     changed_at: Mapped[CreatedAt]
 
 
@@ -185,15 +190,30 @@ class Alert(Base):
 
 
 class StripeEvent(Base):
-    """Each Stripe event id, processed once."""
+    """The inbox: each verified Stripe event, kept before Stripe is answered, processed once."""
 
     __tablename__ = "stripe_events"
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     created: Mapped[UtcTime] = mapped_column(comment="event.created from Stripe")
-    outcome: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(
+        String(16), server_default=text("'received'"), comment="received, applied, ignored or failed"
+    )
+    outcome: Mapped[str | None] = mapped_column(
+        String(64), comment="what applying did (provisioned, ...), or why it was ignored (stale, ...)"
+    )
+    error: Mapped[str | None] = mapped_column(Text, comment="why processing failed (failed), or last transient error")
+    payload: Mapped[str | None] = mapped_column(Text, comment="the raw body, as signed by Stripe")
+    attempts: Mapped[int] = mapped_column(server_default=text("0"), comment="processing attempts that raised")
+    next_attempt_at: Mapped[UtcTime | None] = mapped_column(comment="the sweep republishes a received row from then")
     received_at: Mapped[CreatedAt]
+    processed_at: Mapped[UtcTime | None]
+
+    __table_args__ = (
+        CheckConstraint(f"state IN {STRIPE_EVENT_STATES}", name="state"),
+        Index("ix_stripe_events_state_received_at", "state", "received_at"),
+    )
 
 
 class ModelPrice(Base):

@@ -24,4 +24,15 @@ beat_schedule = {
         "task": "litink.check_cost_alerts",
         "schedule": crontab(minute="*/10"),
     },
+    # Stripe events kept in the inbox but still unprocessed a minute on (a lost message, a worker
+    # crash, retries that ran out during an outage) are queued again.
+    "sweep-stripe-events": {
+        "task": "litink.sweep_stripe_events",
+        "schedule": crontab(),
+    },
+    # A past-due grace period that ran out is a downgrade in subscription_changes when it happens.
+    "expire-grace-periods": {
+        "task": "litink.expire_grace_periods",
+        "schedule": crontab(minute="*/10"),
+    },
 }

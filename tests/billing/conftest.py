@@ -1,5 +1,5 @@
-"""Billing fixtures: Stripe settings, a local fake of the Stripe API, signed webhook events and
-a running webhook receiver.
+"""Billing fixtures: Stripe settings, a local fake of the Stripe API and signed webhook events.
+The receiver as its own process, and a Postgres proxy to cut, are in :mod:`.processes`.
 
 Nothing here talks to Stripe. Webhooks are signed locally exactly as Stripe signs them:
 ``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
@@ -7,7 +7,6 @@ Nothing here talks to Stripe. Webhooks are signed locally exactly as Stripe sign
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -15,7 +14,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,9 +21,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from aiohttp import web
 
-from config import get_settings
+from config import Settings, get_settings
 from workers.billing import handle_event
 
 WEBHOOK_SECRET = "whsec_test_litink"
@@ -38,58 +35,192 @@ PRICES = {
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
 
-# A fake of the one Stripe endpoint we call.
+# A fake of the Stripe endpoints we call.
+
+
+def _subscription_object(
+    sub_id: str, *, price: str, customer: str, metadata: dict[str, str], created: int, status: str = "active"
+) -> dict[str, Any]:
+    start = created
+    return {
+        "id": sub_id,
+        "object": "subscription",
+        "status": status,
+        "customer": customer,
+        "created": created,
+        "metadata": dict(metadata),
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": f"si_{sub_id}",
+                    "object": "subscription_item",
+                    "price": {"id": price, "object": "price"},
+                    "quantity": 1,
+                    "current_period_start": start,
+                    "current_period_end": start + 30 * 86400,
+                }
+            ],
+        },
+    }
 
 
 @dataclass
 class FakeStripe:
-    """Serves POST /v1/checkout/sessions like Stripe: form-encoded params in, a session out,
-    and the same answer again for a repeated Idempotency-Key."""
+    """Serves the Stripe endpoints we call, like Stripe: form-encoded params in, JSON out, and
+    the same answer again for a repeated Idempotency-Key.
+
+    - ``POST /v1/checkout/sessions``: a session; :meth:`complete` plays the customer paying it,
+      which creates the subscription.
+    - ``GET|POST|DELETE /v1/subscriptions/<id>``: read, change (items, proration, metadata) and
+      cancel a subscription. Subscriptions are only ever created by :meth:`complete` or
+      :meth:`put_subscription` (a dashboard), never by a plan change.
+    """
 
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)  # statuses to answer next, in order
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.failures.clear()
+            self.subscriptions.clear()
             self._sessions.clear()
+            self._answers.clear()
 
     @property
     def sessions_created(self) -> int:
         return len(self._sessions)
 
-    def answer(self, path: str, headers: dict[str, str], body: str) -> tuple[int, dict[str, Any]]:
+    def put_subscription(
+        self,
+        sub_id: str,
+        *,
+        tier: str | None = None,
+        price: str | None = None,
+        customer: str = "cus_1",
+        user_id: str | None = "user-1",
+        created: datetime = T0,
+        status: str = "active",
+    ) -> dict[str, Any]:
+        """A subscription as Stripe holds it (made in the dashboard, or by a paid checkout)."""
+        metadata = {"user_id": user_id} if user_id else {}
+        if tier:
+            metadata["tier"] = tier
+        sub = _subscription_object(
+            sub_id,
+            price=price or PRICES[tier or "premium"],
+            customer=customer,
+            metadata=metadata,
+            created=unix(created),
+            status=status,
+        )
+        with self._lock:
+            self.subscriptions[sub_id] = sub
+        return json.loads(json.dumps(sub))
+
+    def complete(self, session_id: str, *, created: datetime | None = None) -> dict[str, Any]:
+        """The customer pays the session: Stripe creates its subscription."""
+        with self._lock:
+            session = next(s for s in self._sessions.values() if s["id"] == session_id)
+            params = session["_params"]
+            sub_id = f"sub_test_{next(self._ids):04d}"
+            metadata = {
+                k[len("subscription_data[metadata][") : -1]: v
+                for k, v in params.items()
+                if k.startswith("subscription_data[metadata][")
+            }
+            sub = _subscription_object(
+                sub_id,
+                price=params["line_items[0][price]"],
+                customer=params.get("customer") or f"cus_for_{session_id}",
+                metadata=metadata,
+                created=unix(created or datetime.now(UTC)),
+            )
+            self.subscriptions[sub_id] = sub
+            session.update(status="complete", payment_status="paid", subscription=sub_id, customer=sub["customer"])
+            return json.loads(json.dumps(sub))
+
+    def live_subscriptions(self, customer: str | None = None) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in self.subscriptions.values()
+            if s["status"] == "active" and (customer is None or s["customer"] == customer)
+        ]
+
+    def answer(self, method: str, path: str, headers: dict[str, str], body: str) -> tuple[int, dict[str, Any]]:
         params = dict(parse_qsl(body, keep_blank_values=True))
         key = headers.get("idempotency-key")
         with self._lock:
             self.requests.append(
-                {"path": path, "params": params, "idempotency_key": key, "authorization": headers.get("authorization")}
+                {
+                    "method": method,
+                    "path": path,
+                    "params": params,
+                    "idempotency_key": key,
+                    "authorization": headers.get("authorization"),
+                }
             )
-            if path != "/v1/checkout/sessions":
-                return 404, {"error": {"type": "invalid_request_error", "message": f"no route {path}"}}
             if self.failures:
                 status = self.failures.pop(0)
                 kind = "api_error" if status >= 500 else "invalid_request_error"
                 return status, {"error": {"type": kind, "message": f"fake failure {status}"}}
-            if key and key in self._sessions:
-                return 200, self._sessions[key]
-            session_id = f"cs_test_{next(self._ids):04d}"
-            session = {
-                "id": session_id,
-                "object": "checkout.session",
-                "mode": params.get("mode"),
-                "url": f"https://checkout.stripe.test/c/pay/{session_id}",
-                "client_reference_id": params.get("client_reference_id"),
-                "metadata": {"user_id": params.get("metadata[user_id]"), "tier": params.get("metadata[tier]")},
-                "status": "open",
-            }
-            self._sessions[key or session_id] = session
-            return 200, session
+            if key and method != "GET" and key in self._answers:
+                return self._answers[key]
+            answer = self._route(method, path, params)
+            if key and method != "GET" and answer[0] < 500:
+                self._answers[key] = answer
+            return answer
+
+    def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if method == "POST" and path == "/v1/checkout/sessions":
+            return 200, self._create_session(params)
+        if path.startswith("/v1/subscriptions/"):
+            sub = self.subscriptions.get(path.rsplit("/", 1)[1])
+            if sub is None:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+            if method == "POST":
+                return self._update_subscription(sub, params)
+            if method == "DELETE":
+                if sub["status"] == "canceled":
+                    return 400, {"error": {"type": "invalid_request_error", "message": "already canceled"}}
+                sub["status"] = "canceled"
+            return 200, json.loads(json.dumps(sub))
+        return 404, {"error": {"type": "invalid_request_error", "message": f"no route {method} {path}"}}
+
+    def _create_session(self, params: dict[str, str]) -> dict[str, Any]:
+        session_id = f"cs_test_{next(self._ids):04d}"
+        session = {
+            "id": session_id,
+            "object": "checkout.session",
+            "mode": params.get("mode"),
+            "url": f"https://checkout.stripe.test/c/pay/{session_id}",
+            "client_reference_id": params.get("client_reference_id"),
+            "metadata": {"user_id": params.get("metadata[user_id]"), "tier": params.get("metadata[tier]")},
+            "status": "open",
+        }
+        self._sessions[session_id] = {**session, "_params": params}
+        return session
+
+    def _update_subscription(self, sub: dict[str, Any], params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if sub["status"] == "canceled":
+            return 400, {"error": {"type": "invalid_request_error", "message": "subscription is canceled"}}
+        item = sub["items"]["data"][0]
+        if params.get("items[0][id]") not in (None, item["id"]):
+            return 400, {"error": {"type": "invalid_request_error", "message": "no such item"}}
+        if "items[0][price]" in params:
+            item["price"] = {"id": params["items[0][price]"], "object": "price"}
+        for name, value in params.items():
+            if name.startswith("metadata["):
+                sub["metadata"][name[len("metadata[") : -1]] = value
+        sub["proration_behavior"] = params.get("proration_behavior")
+        return 200, json.loads(json.dumps(sub))
 
 
 @pytest.fixture(scope="session")
@@ -97,15 +228,20 @@ def _fake_stripe_server() -> Iterator[FakeStripe]:
     fake = FakeStripe()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
+        def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            status, answer = fake.answer(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            path, _, query = self.path.partition("?")
+            status, answer = fake.answer(
+                self.command, path, {k.lower(): v for k, v in self.headers.items()}, body or query
+            )
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = _serve
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -126,7 +262,7 @@ def fake_stripe(_fake_stripe_server: FakeStripe) -> FakeStripe:
 
 
 @pytest.fixture(autouse=True)
-def stripe_settings(monkeypatch: pytest.MonkeyPatch, _fake_stripe_server: FakeStripe):
+def stripe_settings(monkeypatch: pytest.MonkeyPatch, _fake_stripe_server: FakeStripe) -> Iterator[Settings]:
     """Stripe configured for every billing test: keys, three priced tiers, the fake API.
     Settings are read once per process, so the cache is cleared on the way in and out."""
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_litink")
@@ -161,8 +297,31 @@ class Events:
     """Builds Stripe event bodies (API 2025-03-31 shapes unless asked otherwise) and delivers
     them, signed, to the event handler."""
 
-    def __init__(self) -> None:
+    def __init__(self, fake: FakeStripe) -> None:
         self._ids = itertools.count(1)
+        self.fake = fake
+
+    def _known_to_stripe(
+        self,
+        sub_id: str,
+        *,
+        price: str,
+        customer: str,
+        user_id: str | None,
+        tier: str | None,
+        created: datetime,
+        status: str,
+    ) -> None:
+        """Stripe holds every subscription an event speaks of: created by the first event that
+        names it, kept in step with later ones."""
+        held = self.fake.subscriptions.get(sub_id)
+        if held is None:
+            self.fake.put_subscription(
+                sub_id, price=price, customer=customer, user_id=user_id, tier=tier, created=created, status=status
+            )
+        else:
+            held["items"]["data"][0]["price"] = {"id": price, "object": "price"}
+            held["status"] = status
 
     def event(self, type_: str, obj: dict[str, Any], *, created: datetime = T0, id_: str | None = None) -> str:
         return json.dumps(
@@ -185,8 +344,20 @@ class Events:
         subscription: str = "sub_1",
         customer: str = "cus_1",
         created: datetime = T0,
+        price: str | None = None,
         **extra: Any,
     ) -> str:
+        """A checkout.session.completed; Stripe holds its subscription, priced ``price`` (by
+        default the tier's price)."""
+        self._known_to_stripe(
+            subscription,
+            price=price or PRICES.get(tier, f"price_{tier}_unsold"),
+            customer=customer,
+            user_id=user_id,
+            tier=tier,
+            created=created,
+            status="active",
+        )
         session = {
             "id": "cs_test_done",
             "object": "checkout.session",
@@ -219,7 +390,10 @@ class Events:
         """A customer.subscription.* event. ``legacy`` puts the period on the subscription
         itself, as API versions before 2025-03-31 did."""
         period_end = period_end or period_start + timedelta(days=30)
-        price_id = price or PRICES[tier]
+        price_id = price or PRICES[tier or ""]
+        self._known_to_stripe(
+            subscription, price=price_id, customer=customer, user_id=user_id, tier=None, created=created, status=status
+        )
         item: dict[str, Any] = {
             "id": "si_1",
             "object": "subscription_item",
@@ -231,6 +405,7 @@ class Events:
             "object": "subscription",
             "status": status,
             "customer": customer,
+            "created": self.fake.subscriptions[subscription]["created"],
             "metadata": {"user_id": user_id} if user_id else {},
             "items": {"object": "list", "data": [item]},
         }
@@ -292,42 +467,5 @@ class Events:
 
 
 @pytest.fixture
-def events() -> Events:
-    return Events()
-
-
-# The webhook receiver, served from a thread.
-
-
-@dataclass(frozen=True)
-class RunningReceiver:
-    url: str
-
-
-@contextmanager
-def running_receiver(application: web.Application) -> Iterator[RunningReceiver]:
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(application, access_log=None)
-    ready, bound = threading.Event(), {}
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        bound["port"] = runner.addresses[0][1]
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-    thread = threading.Thread(target=run, name="webhook-receiver", daemon=True)
-    thread.start()
-    assert ready.wait(10), "webhook receiver did not start"
-    try:
-        yield RunningReceiver(url=f"http://127.0.0.1:{bound['port']}")
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
+def events(fake_stripe: FakeStripe) -> Events:
+    return Events(fake_stripe)

@@ -1,28 +1,58 @@
-"""The billing tasks by name, through Redis, on a real worker; and a webhook all the way in."""
+"""The billing tasks by name, through Redis, on a real worker: checkout, the contract event task,
+processing from the inbox (once, however often delivered), failure and replay."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-import requests
-from sqlalchemy import text
+from celery.result import AsyncResult
+from sqlalchemy import Connection, text
 
+from tests.waiting import wait_until
 from workers.app import app
-from workers.ops.webhook_server import create_app
-from workers.quotas.subscriptions import standing
+from workers.billing import events as billing_events
+from workers.billing import list_events, replay_event
 
-from .conftest import running_receiver, sign
+from .conftest import Events, FakeStripe, sign
+from .processes import Receiver, receiver_process
 
 RESULT_TIMEOUT_S = 30
 URLS = {"success_url": "https://litink.test/ok", "cancel_url": "https://litink.test/no"}
+DELIVERIES = 5
 
 
-def _send(name: str, **kwargs):
-    return app.send_task(name, kwargs=kwargs, queue="intake")
+@pytest.fixture(scope="module")
+def receiver(services: None) -> Iterator[Receiver]:
+    with receiver_process() as running:
+        yield running
 
 
-def test_the_checkout_task_returns_a_session_url_from_the_worker(worker, fake_stripe):
+def _send(name: str, **kwargs: Any) -> AsyncResult:
+    return app.send_task(name, kwargs=kwargs)  # routed by the workers' own configuration
+
+
+def _keep(body: str) -> None:
+    """Keep a verified body in the inbox, as the receiver does."""
+    billing_events.receive(billing_events.verify(body, sign(body)), body)
+
+
+def _state(db: Connection, event_id: str) -> str | None:
+    return db.execute(text("SELECT state FROM stripe_events WHERE id = :id"), {"id": event_id}).scalar()
+
+
+@pytest.mark.unit
+def test_billing_tasks_are_routed_to_the_billing_queue() -> None:
+    for name in ("litink.create_checkout_session", "litink.handle_stripe_event", "litink.process_stripe_event"):
+        assert app.amqp.router.route({}, name)["queue"].name == "billing"
+    assert app.amqp.router.route({}, "litink.submit_script")["queue"].name == "intake"
+
+
+def test_the_checkout_task_returns_a_session_url_from_the_worker(worker: Any, fake_stripe: FakeStripe) -> None:
     # When a producer asks for a premium checkout by task name
     result = _send("litink.create_checkout_session", user_id="user-1", tier="premium", **URLS)
 
@@ -33,7 +63,7 @@ def test_the_checkout_task_returns_a_session_url_from_the_worker(worker, fake_st
     assert fake_stripe.requests[0]["params"]["metadata[user_id]"] == "user-1"
 
 
-def test_a_checkout_task_retried_after_stripe_failed_creates_one_session(worker, fake_stripe):
+def test_a_checkout_task_retried_after_stripe_failed_creates_one_session(worker: Any, fake_stripe: FakeStripe) -> None:
     # Given Stripe fails the first request with a 503
     fake_stripe.failures.append(503)
 
@@ -49,7 +79,9 @@ def test_a_checkout_task_retried_after_stripe_failed_creates_one_session(worker,
     assert answer["session_id"].startswith("cs_test_")
 
 
-def test_a_checkout_task_for_a_tier_without_a_price_fails_with_a_value_error(worker, fake_stripe):
+def test_a_checkout_task_for_a_tier_without_a_price_fails_with_a_value_error(
+    worker: Any, fake_stripe: FakeStripe
+) -> None:
     result = _send("litink.create_checkout_session", user_id="user-1", tier="standard", **URLS)
 
     with pytest.raises(ValueError, match="STRIPE_PRICE_STANDARD"):
@@ -57,39 +89,29 @@ def test_a_checkout_task_for_a_tier_without_a_price_fails_with_a_value_error(wor
     assert fake_stripe.requests == []
 
 
-def test_the_event_task_applies_an_event_once_however_often_it_is_sent(worker, events, db):
-    # Given a signed completed-checkout event
+def test_the_contract_event_task_verifies_keeps_and_applies_an_event_once(
+    worker: Any, events: Events, db: Connection
+) -> None:
+    # Given a signed completed-checkout event, sent by a producer by task name (on intake, as before)
     body = events.checkout_completed("user-1", "professional")
     signature = sign(body)
 
-    # When the task is sent twice by name
-    first = _send("litink.handle_stripe_event", payload=body, signature=signature).get(timeout=RESULT_TIMEOUT_S)
-    again = _send("litink.handle_stripe_event", payload=body, signature=signature).get(timeout=RESULT_TIMEOUT_S)
+    # When the task is sent twice
+    first = app.send_task(
+        "litink.handle_stripe_event", kwargs={"payload": body, "signature": signature}, queue="intake"
+    )
+    again = app.send_task("litink.handle_stripe_event", kwargs={"payload": body, "signature": signature})
 
-    # Then it was applied once
-    assert first["outcome"] == "provisioned" and again["outcome"] == "duplicate"
-    assert first["event_id"] == again["event_id"]
+    # Then it was kept in the inbox and applied once
+    outcomes = sorted(r.get(timeout=RESULT_TIMEOUT_S)["outcome"] for r in (first, again))
+    assert outcomes == ["duplicate", "provisioned"]
+    assert _state(db, json.loads(body)["id"]) == "applied"
     assert db.execute(text("SELECT count(*) FROM subscription_changes")).scalar() == 1
 
 
-def test_a_webhook_posted_to_the_receiver_is_applied_by_the_worker(worker, events, db):
-    # Given the receiver in front of the real queues
-    with running_receiver(create_app(celery_app=app)) as receiver:
-        body = events.checkout_completed("user-5", "premium")
-
-        # When Stripe posts a completed checkout
-        answer = requests.post(
-            f"{receiver.url}/stripe/webhook", data=body, headers={"Stripe-Signature": sign(body)}, timeout=10
-        )
-
-    # Then it is accepted at once, and the worker provisions the tier
-    assert answer.status_code == 202
-    outcome = app.AsyncResult(answer.json()["task_id"]).get(timeout=RESULT_TIMEOUT_S)
-    assert outcome["outcome"] == "provisioned"
-    assert standing(db, "user-5", datetime.now(UTC)).tier.name == "premium"
-
-
-def test_a_forged_webhook_reaches_the_worker_and_changes_nothing(worker, events, db):
+def test_a_forged_event_sent_to_the_contract_task_changes_and_keeps_nothing(
+    worker: Any, events: Events, db: Connection
+) -> None:
     body = events.checkout_completed("user-6", "enterprise")
 
     outcome = _send("litink.handle_stripe_event", payload=body, signature=sign(body, secret="whsec_nope")).get(
@@ -97,4 +119,80 @@ def test_a_forged_webhook_reaches_the_worker_and_changes_nothing(worker, events,
     )
 
     assert outcome["event_id"] is None and outcome["outcome"].startswith("invalid_signature: ")
+    assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 0
     assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
+
+
+def test_the_same_event_delivered_five_times_at_once_is_applied_once(
+    worker: Any, receiver: Receiver, events: Events, db: Connection
+) -> None:
+    # Given one event, which Stripe delivers five times at the same moment
+    body = events.checkout_completed("user-5", "premium", subscription="sub_5", customer="cus_5")
+    event_id = json.loads(body)["id"]
+    barrier, answers = threading.Barrier(DELIVERIES), []
+
+    def deliver() -> None:
+        barrier.wait()
+        answers.append(receiver.post(body, sign(body)))
+
+    # When all five reach the receiver together
+    threads = [threading.Thread(target=deliver) for _ in range(DELIVERIES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # Then every delivery is answered 200, one of them stored it, and the worker applied it once
+    assert [a.status_code for a in answers] == [200] * DELIVERIES
+    assert Counter(a.json()["new"] for a in answers) == {True: 1, False: DELIVERIES - 1}
+    wait_until(lambda: _state(db, event_id) == "applied", timeout=RESULT_TIMEOUT_S)
+    rows = db.execute(text("SELECT from_tier, to_tier FROM subscription_changes WHERE user_id = 'user-5'")).all()
+    assert [tuple(r) for r in rows] == [("free", "premium")]
+    assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 1
+
+
+def test_an_event_that_cannot_be_applied_is_failed_with_its_error_and_replayed_after_the_fix(
+    worker: Any, events: Events, db: Connection
+) -> None:
+    # Given a checkout event whose subscription Stripe does not know (yet: say, the wrong account key)
+    body = events.checkout_completed("user-9", "basic", subscription="sub_9", customer="cus_9")
+    event_id = json.loads(body)["id"]
+    held = events.fake.subscriptions.pop("sub_9")
+
+    # When it is processed
+    result = _send("litink.handle_stripe_event", payload=body, signature=sign(body)).get(timeout=RESULT_TIMEOUT_S)
+
+    # Then it is failed, with the error, and nothing changed
+    assert result["outcome"].startswith("failed: StripeRejected")
+    (listed,) = list_events(db, state="failed")
+    assert (listed["event_id"], listed["state"]) == (event_id, "failed")
+    assert "HTTP 404" in listed["error"]
+    assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
+
+    # When the operator fixes the cause and replays it
+    events.fake.subscriptions["sub_9"] = held
+    replayed = replay_event(event_id)
+
+    # Then it is applied
+    assert replayed is not None and replayed.outcome == "provisioned"
+    assert _state(db, event_id) == "applied"
+    assert replay_event("evt_nobody_knows") is None
+
+
+def test_an_event_whose_processing_meets_a_transient_error_stays_received_and_is_retried(
+    worker: Any, events: Events, db: Connection
+) -> None:
+    # Given Stripe answers the next call (retrieving the checkout's subscription) with a 503
+    body = events.checkout_completed("user-7", "premium", subscription="sub_7", customer="cus_7")
+    event_id = json.loads(body)["id"]
+    events.fake.failures.append(503)
+
+    # When the event is kept and its processing is queued, as the receiver does
+    _keep(body)
+    app.send_task("litink.process_stripe_event", kwargs={"event_id": event_id})
+
+    # Then the first attempt is counted with its error, and the retry applies it
+    wait_until(lambda: _state(db, event_id) == "applied", timeout=RESULT_TIMEOUT_S)
+    row = db.execute(text("SELECT attempts, error FROM stripe_events WHERE id = :id"), {"id": event_id}).one()
+    assert row.attempts == 1 and "StripeUnavailable" in row.error
+    assert db.execute(text("SELECT tier FROM subscriptions WHERE user_id = 'user-7'")).scalar() == "premium"

@@ -41,19 +41,18 @@ def event(event_id: str, type_: str, obj: dict) -> dict:
 
 
 def test_checkout_then_cancel_moves_the_user_up_and_back_down(stripe_settings, litink):
+    # The subscription a checkout creates; its price (not metadata) decides the tier. (A
+    # checkout.session.completed would make the worker ask Stripe for the subscription.)
     completed = event(
         "evt_cli_1",
-        "checkout.session.completed",
+        "customer.subscription.created",
         {
-            "id": "cs_cli_1",
-            "object": "checkout.session",
-            "mode": "subscription",
-            "payment_status": "paid",
-            "status": "complete",
-            "client_reference_id": "buyer",
+            "id": "sub_cli",
+            "object": "subscription",
+            "status": "active",
             "customer": "cus_cli",
-            "subscription": "sub_cli",
             "metadata": {"user_id": "buyer", "tier": "premium"},
+            "items": {"data": [{"price": {"id": "price_premium_cli"}}]},
         },
     )
     # A forged signature changes nothing
@@ -61,8 +60,8 @@ def test_checkout_then_cancel_moves_the_user_up_and_back_down(stripe_settings, l
     forged = handle_event(body, signed(completed, "whsec_wrong")[1]).as_dict()
     assert forged["outcome"].startswith("invalid_signature")
     assert litink("usage", "buyer", "--json")["tier"] == "free"
-    # A signed checkout.session.completed makes the user premium
-    assert handle_event(*signed(completed)).as_dict()["outcome"] == "provisioned"
+    # A signed customer.subscription.created makes the user premium
+    assert handle_event(*signed(completed)).as_dict()["outcome"] == "updated"
     assert litink("usage", "buyer", "--json")["tier"] == "premium"
     # A replay is reported as a duplicate
     assert handle_event(*signed(completed)).as_dict()["outcome"] == "duplicate"

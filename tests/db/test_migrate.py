@@ -3,10 +3,11 @@
 import threading
 import uuid
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from config import get_settings
-from db.migrate import upgrade_to_head
+from db.migrate import alembic_config, upgrade_to_head
 from db.session import sqlalchemy_url
 
 
@@ -31,7 +32,8 @@ def test_two_concurrent_migrations_of_a_fresh_database_both_succeed():
         assert errors == []
         fresh = create_engine(url)
         with fresh.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
         fresh.dispose()
     finally:
         with admin.connect() as conn:

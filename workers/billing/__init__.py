@@ -5,12 +5,13 @@
 - :mod:`.webhooks`  signature verification of a raw webhook body
 - :mod:`.payloads`  reading Stripe objects across API versions
 - :mod:`.state`     the ``subscriptions`` row: find, lock, save
-- :mod:`.events`    verifying and deduplicating events; the outcome of each
+- :mod:`.inbox`     the ``stripe_events`` inbox: keep, lock, finish, sweep, list
+- :mod:`.events`    the door (verify, keep) and processing from the inbox; replay
 - :mod:`.handlers`  what each event type changes, in order, with the tier history
 - :mod:`.errors`    billing's branch of the error tree
 
-The tasks in :mod:`tasks.billing` are thin wrappers around :func:`create_checkout_session`
-and :func:`handle_event`. See docs/billing.md.
+The tasks in :mod:`tasks.billing` are thin wrappers around :func:`create_checkout_session`,
+:func:`handle_event` and :func:`process_event`. See docs/billing.md.
 """
 
 from workers.billing.checkout import CheckoutSession, create_checkout_session
@@ -28,7 +29,8 @@ from workers.billing.errors import (
     TierNotForSale,
     UnknownTier,
 )
-from workers.billing.events import EventResult, handle_event
+from workers.billing.events import EventResult, handle_event, process_event, replay_event
+from workers.billing.inbox import list_events
 
 __all__ = [
     "AlreadySubscribed",
@@ -47,6 +49,9 @@ __all__ = [
     "build_client",
     "create_checkout_session",
     "handle_event",
+    "list_events",
     "price_for",
+    "process_event",
+    "replay_event",
     "tier_for_prices",
 ]

@@ -1,4 +1,13 @@
-"""Subscription-mode Checkout Sessions: the way a user buys a tier."""
+"""Buying a tier: a subscription-mode Checkout Session, or a plan change for a subscriber.
+
+One subscription per user. A user who already has a live subscription is not sent to a second
+checkout (which would leave the first one charging): their subscription's price is changed
+through the API instead, prorated as ``STRIPE_PRORATION_BEHAVIOR`` says, and they are sent
+straight to ``success_url``. The tier itself moves when Stripe's ``customer.subscription.updated``
+arrives with the new price, like every other tier move. (The Billing Portal would do the same
+change, but needs a portal configured in the dashboard and a second round trip by the user; a
+product that wants a confirmation step shows it before calling this.)
+"""
 
 from __future__ import annotations
 
@@ -6,15 +15,24 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import stripe
 from sqlalchemy import text
 
 from db.session import get_engine
-from workers.billing.client import build_client, price_for, stripe_errors
+from workers.billing.client import (
+    build_client,
+    change_subscription_price,
+    price_for,
+    retrieve_subscription,
+    stripe_errors,
+)
 from workers.billing.errors import AlreadySubscribed, BillingRequestError, StripeRejected
 from workers.quotas.subscriptions import standing
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
 
 # Without a scope (a direct call), the same request within this window sends the same
 # idempotency key. The task passes its id as the scope instead: a retry or a redelivery
@@ -23,15 +41,24 @@ from workers.quotas.subscriptions import standing
 IDEMPOTENCY_WINDOW_S = 3600
 
 
+LIVE_STATUSES = ("active", "past_due")  # subscriptions.status of a subscription Stripe still charges
+STRIPE_LIVE_STATUSES = ("active", "trialing", "past_due", "unpaid")
+
+
 @dataclass(frozen=True)
 class CheckoutSession:
-    """Where to send the user, and the session's id."""
+    """Where to send the user, and the session's id; or, for a plan change, no session and the
+    subscription whose price was changed."""
 
     checkout_url: str
-    session_id: str
+    session_id: str | None
+    subscription_id: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"checkout_url": self.checkout_url, "session_id": self.session_id}
+    def as_dict(self) -> dict[str, str | None]:
+        answer = {"checkout_url": self.checkout_url, "session_id": self.session_id}
+        if self.subscription_id is not None:
+            answer["subscription_id"] = self.subscription_id
+        return answer
 
 
 def checkout_params(
@@ -74,7 +101,8 @@ def create_checkout_session(
     client: stripe.StripeClient | None = None,
 ) -> CheckoutSession:
     """Create a Checkout Session for ``tier``, or get back the one already made for the same
-    request in the same ``idempotency_scope`` (the task passes its id)."""
+    request in the same ``idempotency_scope`` (the task passes its id). For a user with a live
+    subscription, change its price instead (see the module docstring)."""
     now = now or datetime.now(UTC)
     for name, value in (("user_id", user_id), ("success_url", success_url), ("cancel_url", cancel_url)):
         if not isinstance(value, str) or not value.strip():
@@ -83,11 +111,32 @@ def create_checkout_session(
 
     with get_engine().connect() as conn:
         current = standing(conn, user_id, now)
-        customer_id = conn.execute(
-            text("SELECT stripe_customer_id FROM subscriptions WHERE user_id = :u"), {"u": user_id}
-        ).scalar()
+        row = conn.execute(
+            text(
+                "SELECT stripe_customer_id, stripe_subscription_id, status, tier FROM subscriptions WHERE user_id = :u"
+            ),
+            {"u": user_id},
+        ).first()
     if current.status == "active" and current.tier.name == tier:
         raise AlreadySubscribed(f"user {user_id!r} already has an active {tier!r} subscription")
+    customer_id = row.stripe_customer_id if row else None
+    client = client or build_client()
+
+    if row is not None and row.stripe_subscription_id and row.status in LIVE_STATUSES:
+        if row.tier == tier:
+            raise AlreadySubscribed(f"user {user_id!r} already has a {row.status} {tier!r} subscription")
+        changed = _change_plan(
+            row.stripe_subscription_id,
+            user_id=user_id,
+            tier=tier,
+            price=price,
+            success_url=success_url,
+            scope=idempotency_scope,
+            now=now,
+            client=client,
+        )
+        if changed is not None:
+            return changed
 
     params = checkout_params(
         user_id=user_id,
@@ -97,12 +146,44 @@ def create_checkout_session(
         cancel_url=cancel_url,
         customer_id=customer_id,
     )
-    client = client or build_client()
     with stripe_errors():
         session = client.v1.checkout.sessions.create(
-            params=params, options={"idempotency_key": idempotency_key(params, scope=idempotency_scope, now=now)}
+            params=cast("SessionCreateParams", params),
+            options={"idempotency_key": idempotency_key(params, scope=idempotency_scope, now=now)},
         )
     answer = session.to_dict()  # a StripeObject is not a dict
     if not answer.get("url") or not answer.get("id"):
         raise StripeRejected(f"Checkout Session {answer.get('id')!r} came back without a url")
     return CheckoutSession(checkout_url=answer["url"], session_id=answer["id"])
+
+
+def _change_plan(
+    subscription_id: str,
+    *,
+    user_id: str,
+    tier: str,
+    price: str,
+    success_url: str,
+    scope: str | None,
+    now: datetime,
+    client: stripe.StripeClient,
+) -> CheckoutSession | None:
+    """Move the user's live subscription to ``price``. None if Stripe says it has ended (our row
+    lags behind an event): then a new checkout is the right answer."""
+    sub = retrieve_subscription(subscription_id, client=client)
+    items = (sub.get("items") or {}).get("data") or []
+    if sub.get("status") not in STRIPE_LIVE_STATUSES or not items:
+        return None
+    if len(items) != 1:
+        raise StripeRejected(f"subscription {subscription_id!r} has {len(items)} items; litink sells one")
+    metadata = {"user_id": user_id, "tier": tier}
+    key_params = {"subscription": subscription_id, "item": items[0]["id"], "price": price, "metadata": metadata}
+    change_subscription_price(
+        subscription_id,
+        item_id=items[0]["id"],
+        price=price,
+        metadata=metadata,
+        idempotency_key=idempotency_key(key_params, scope=scope, now=now).replace("checkout", "plan-change"),
+        client=client,
+    )
+    return CheckoutSession(checkout_url=success_url, session_id=None, subscription_id=subscription_id)

@@ -1,14 +1,18 @@
 """The Stripe client, built from settings, and the one place SDK errors are translated.
 
-Also the mapping between tiers and Stripe price ids (``STRIPE_PRICE_<TIER>``), both ways.
+Also the mapping between tiers and Stripe price ids (``STRIPE_PRICE_<TIER>``), both ways, and
+the few subscription calls we make (retrieve, change price, cancel).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import stripe
+from stripe._base_address import BaseAddresses  # the SDK's own type; not re-exported
+from stripe.params import SubscriptionUpdateParams
 
 from config import Settings, get_catalog, get_settings
 from workers.billing.errors import (
@@ -29,7 +33,7 @@ def build_client(settings: Settings | None = None) -> stripe.StripeClient:
     settings = settings or get_settings()
     if settings.stripe_secret_key is None:
         raise BillingNotConfigured("STRIPE_SECRET_KEY is not set")
-    base_addresses = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    base_addresses: BaseAddresses | None = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
     return stripe.StripeClient(
         settings.stripe_secret_key.get_secret_value(),
         base_addresses=base_addresses,
@@ -74,3 +78,54 @@ def tier_for_prices(price_ids: Iterable[str], settings: Settings | None = None) 
     by_price = {settings.stripe_price(name): name for name in catalog.tiers if settings.stripe_price(name)}
     matched = [by_price[p] for p in price_ids if p in by_price]
     return max(matched, key=lambda name: catalog.tier(name).rank, default=None)
+
+
+# The subscription calls event processing and checkout make. Each returns a plain dict.
+
+
+def retrieve_subscription(subscription_id: str, *, client: stripe.StripeClient | None = None) -> dict[str, Any]:
+    """The subscription as Stripe holds it now: its status, items and prices."""
+    client = client or build_client()
+    with stripe_errors():
+        return client.v1.subscriptions.retrieve(subscription_id).to_dict()
+
+
+def cancel_subscription(subscription_id: str, *, client: stripe.StripeClient | None = None) -> dict[str, Any]:
+    """Cancel a subscription now. The key is the subscription's, so a retry is answered with the
+    first cancellation; a subscription already canceled counts as done."""
+    client = client or build_client()
+    try:
+        with stripe_errors():
+            return client.v1.subscriptions.cancel(
+                subscription_id, options={"idempotency_key": f"litink-cancel-{subscription_id}"}
+            ).to_dict()
+    except StripeRejected:
+        current = retrieve_subscription(subscription_id, client=client)
+        if current.get("status") in ("canceled", "incomplete_expired"):
+            return current
+        raise
+
+
+def change_subscription_price(
+    subscription_id: str,
+    *,
+    item_id: str,
+    price: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+    client: stripe.StripeClient | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Move the subscription's one item to ``price``, prorated as ``STRIPE_PRORATION_BEHAVIOR`` says.
+    The subscription stays the same one: nothing is bought twice."""
+    settings = settings or get_settings()
+    client = client or build_client(settings)
+    params: SubscriptionUpdateParams = {
+        "items": [{"id": item_id, "price": price, "quantity": 1}],
+        "proration_behavior": settings.stripe_proration_behavior,
+        "metadata": metadata,
+    }
+    with stripe_errors():
+        return client.v1.subscriptions.update(
+            subscription_id, params=params, options={"idempotency_key": idempotency_key}
+        ).to_dict()

@@ -1,20 +1,19 @@
-"""Applying Stripe webhook events to ``subscriptions``, each event exactly once and in order.
+"""Stripe webhook events: verified at the door, kept in the inbox, then applied once and in order.
 
-This module verifies and deduplicates; :mod:`workers.billing.handlers` decides what each
-event type changes.
+This module runs the inbox (:mod:`workers.billing.inbox`); :mod:`workers.billing.handlers`
+decides what each event type changes.
 
-Rules, in the order they are checked:
-
-1. The signature is verified on the raw body; a bad or stale one changes nothing.
-2. ``event.id`` is inserted into ``stripe_events`` in the same transaction as the state change,
-   so a redelivered task or a resent webhook finds it there: outcome ``duplicate``.
-3. The user's row is locked; an event created before the newest one applied (``state_at``)
-   is recorded but changes nothing: outcome ``stale``.
-4. An event about a subscription other than the user's current one changes nothing
-   (``other_subscription``), unless it creates a new one or the current one has ended.
-5. When the effective tier moves, a ``subscription_changes`` row is written (source ``stripe``):
-   from the tier as of the last applied event to the tier now. A past-due grace period that ran
-   out in between is so recorded by the next event, not at the moment it ran out.
+1. **The door** (the ``webhooks`` receiver, or :func:`handle_event` for a producer that sends
+   the raw body itself): the signature and its age are verified, then the event is stored
+   ``received`` with its raw body. Nothing unverified is stored or queued.
+2. **Processing** (:func:`process_event`) works from the stored row only and never looks at the
+   signature's age again, so a backlog or an outage of any length loses nothing. The row is
+   locked, so one delivery at a time; a row already processed is a ``duplicate``.
+3. The handler's outcome and the row's new state are written in the transaction that changes the
+   subscription: ``applied`` (provisioned, updated, ...) or ``ignored`` (stale, other_subscription,
+   unknown_price, ...). An error that retrying will not cure leaves it ``failed``, with the error,
+   for an operator to :func:`replay_event` after the fix. A transient one (database, Stripe
+   unreachable) rolls back and raises, and the task retries.
 """
 
 from __future__ import annotations
@@ -23,17 +22,24 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, text
+import stripe
+from sqlalchemy import exc as sa_exc
 
 from config import get_settings
 from db.session import transaction
-from workers.billing.errors import BillingNotConfigured, InvalidPayload, InvalidSignature
-from workers.billing.handlers import HANDLERS
-from workers.billing.webhooks import Event, verify_event
+from workers.billing import inbox
+from workers.billing.errors import BillingNotConfigured, InvalidPayload, InvalidSignature, StripeUnavailable
+from workers.billing.handlers import APPLIED_OUTCOMES, HANDLERS
+from workers.billing.webhooks import Event, parse_event, verify_event
 
 logger = logging.getLogger(__name__)
 
-OUTCOME_MAX_CHARS = 64  # stripe_events.outcome
+# Errors that may pass: the event's transaction rolled back whole, so trying again is safe.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    StripeUnavailable,
+)
 
 
 @dataclass(frozen=True)
@@ -48,54 +54,115 @@ class EventResult:
         return {"event_id": self.event_id, "type": self.type, "outcome": self.outcome}
 
 
-def handle_event(payload: str, signature: str | None, *, now: datetime | None = None) -> EventResult:
-    """Verify one webhook body and apply it. Safe to call any number of times for one event."""
-    settings = get_settings()
-    if settings.stripe_webhook_secret is None:
+def webhook_secret() -> str:
+    secret = get_settings().stripe_webhook_secret
+    if secret is None:
         raise BillingNotConfigured("STRIPE_WEBHOOK_SECRET is not set: webhooks cannot be verified")
+    return secret.get_secret_value()
+
+
+def verify(payload: str, signature: str | None, *, check_age: bool = True) -> Event:
+    """The door: the event, once its signature (and, unless told otherwise, its age) is proven."""
+    settings = get_settings()
+    if not check_age:
+        # Only for a retry of a delivery whose age was checked when it first arrived.
+        if not signature:
+            raise InvalidSignature("no Stripe-Signature header")
+        try:
+            stripe.WebhookSignature.verify_header(payload, signature, webhook_secret(), tolerance=None)
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidSignature(exc.user_message or "signature verification failed") from None
+        return parse_event(payload)
+    return verify_event(payload, signature, secret=webhook_secret(), tolerance=settings.stripe_webhook_tolerance)
+
+
+def receive(event: Event, payload: str) -> inbox.Receipt:
+    """Keep a verified event in the inbox (its own transaction, committed on return)."""
+    with transaction() as conn:
+        return inbox.receive(conn, event, payload)
+
+
+def handle_event(
+    payload: str, signature: str | None, *, now: datetime | None = None, check_age: bool = True
+) -> EventResult:
+    """The contract task's work: verify one raw body, keep it, apply it. Safe to repeat."""
     try:
-        event = verify_event(
-            payload,
-            signature,
-            secret=settings.stripe_webhook_secret.get_secret_value(),
-            tolerance=settings.stripe_webhook_tolerance,
-        )
+        event = verify(payload, signature, check_age=check_age)
     except InvalidSignature as exc:
         logger.warning("Stripe webhook refused: invalid signature (%s)", exc)
         return EventResult(None, None, f"invalid_signature: {exc}")
     except InvalidPayload as exc:
         logger.warning("Stripe webhook refused: invalid payload (%s)", exc)
         return EventResult(None, None, f"invalid_payload: {exc}")
+    receive(event, payload)
+    return process_event(event.id, now=now)
 
+
+def process_event(event_id: str, *, now: datetime | None = None) -> EventResult:
+    """Apply one stored event, once. Raises only a transient error (the caller retries)."""
     now = now or datetime.now(UTC)
-    with transaction() as conn:
-        if not _claim(conn, event):
-            outcome = "duplicate"
-        else:
+    try:
+        with transaction() as conn:
+            row = inbox.lock(conn, event_id)
+            if row is None:
+                return EventResult(event_id, None, "unknown_event")
+            if row.state != "received":
+                return EventResult(event_id, row.type, "duplicate")
+            event = parse_event(row.payload)
             handler = HANDLERS.get(event.type)
             outcome = handler(conn, event, now) if handler else "ignored"
-            conn.execute(
-                text("UPDATE stripe_events SET outcome = :o WHERE id = :id"),
-                {"o": outcome[:OUTCOME_MAX_CHARS], "id": event.id},
-            )
+            state = "applied" if outcome in APPLIED_OUTCOMES else "ignored"
+            inbox.finish(conn, event_id, state, outcome, now)
+    except TRANSIENT_ERRORS as exc:
+        _note_attempt(event_id, exc)
+        raise
+    except Exception as exc:  # anything else will fail the same way again: keep it for an operator
+        return _fail(event_id, exc, now)
     logger.info(
-        "Stripe event %s (%s): %s",
+        "Stripe event %s (%s): %s %s",
         event.id,
         event.type,
+        state,
         outcome,
-        extra={"event_id": event.id, "event_type": event.type, "outcome": outcome},
+        extra={"event_id": event.id, "event_type": event.type, "state": state, "outcome": outcome},
     )
     return EventResult(event.id, event.type, outcome)
 
 
-def _claim(conn: Connection, event: Event) -> bool:
-    """Record the event id; False if it was already recorded. A concurrent delivery of the same
-    event waits here on the primary key until the first one commits, then sees it."""
-    claimed = conn.execute(
-        text(
-            "INSERT INTO stripe_events (id, type, created, outcome) VALUES (:id, :type, :created, 'processing')"
-            " ON CONFLICT (id) DO NOTHING RETURNING id"
-        ),
-        {"id": event.id, "type": event.type[:64], "created": event.created},
-    ).first()
-    return claimed is not None
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _note_attempt(event_id: str, exc: BaseException) -> None:
+    logger.warning("Stripe event %s not processed yet: %s", event_id, _describe(exc), extra={"event_id": event_id})
+    try:
+        with transaction() as conn:
+            inbox.note_attempt(conn, event_id, _describe(exc))
+    except TRANSIENT_ERRORS:
+        pass  # the database is what failed; the retry is what matters
+
+
+def _fail(event_id: str, exc: Exception, now: datetime) -> EventResult:
+    error = _describe(exc)
+    logger.error("Stripe event %s failed: %s", event_id, error, exc_info=exc, extra={"event_id": event_id})
+    with transaction() as conn:
+        inbox.finish(conn, event_id, "failed", None, now, error=error)
+        row = inbox.lock(conn, event_id)
+    kind = "invalid_payload" if isinstance(exc, InvalidPayload) else "failed"
+    return EventResult(event_id, row.type if row else None, f"{kind}: {error}"[: inbox.ERROR_MAX_CHARS])
+
+
+def replay_event(event_id: str, *, now: datetime | None = None) -> EventResult | None:
+    """Process a stored event again, whatever its state (an operator, after a fix). None if the
+    inbox has no such event, or kept no body for it (events from before the inbox)."""
+    with transaction() as conn:
+        if not inbox.reopen(conn, event_id):
+            return None
+    logger.warning("Stripe event %s replayed by an operator", event_id, extra={"event_id": event_id})
+    return process_event(event_id, now=now)
+
+
+def sweep(now: datetime | None = None) -> list[str]:
+    """The ids of received events to publish again (the beat task publishes them)."""
+    with transaction() as conn:
+        return inbox.due(conn, now or datetime.now(UTC))

@@ -1,15 +1,15 @@
-"""The ``subscriptions`` row as Stripe events see it: find, lock, save."""
+"""The ``subscriptions`` row as Stripe events see it: find, lock, save, and its history rows."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from config import get_catalog
-from workers.quotas.subscriptions import effective_tier_name
+from config import get_catalog, get_settings
+from workers.quotas.subscriptions import direction, effective_tier_name
 
 _LOCK_NAMESPACE = b"litink.subscriptions:"
 
@@ -26,6 +26,7 @@ class SubscriptionState:
     period_end: datetime | None
     past_due_since: datetime | None
     state_at: datetime | None  # event.created of the newest Stripe event applied
+    grace_recorded_at: datetime | None = None  # the grace period's end is in subscription_changes
 
 
 def effective_tier(state: SubscriptionState | None, now: datetime) -> str:
@@ -75,7 +76,8 @@ def lock(conn: Connection, user_id: str) -> SubscriptionState | None:
     row = conn.execute(
         text(
             "SELECT tier, status, stripe_customer_id, stripe_subscription_id, current_period_start,"
-            " current_period_end, past_due_since, state_at FROM subscriptions WHERE user_id = :u FOR UPDATE"
+            " current_period_end, past_due_since, state_at, grace_recorded_at"
+            " FROM subscriptions WHERE user_id = :u FOR UPDATE"
         ),
         {"u": user_id},
     ).first()
@@ -90,6 +92,7 @@ def lock(conn: Connection, user_id: str) -> SubscriptionState | None:
         period_end=row.current_period_end,
         past_due_since=row.past_due_since,
         state_at=row.state_at,
+        grace_recorded_at=row.grace_recorded_at,
     )
 
 
@@ -97,14 +100,16 @@ def save(conn: Connection, user_id: str, state: SubscriptionState, now: datetime
     conn.execute(
         text(
             "INSERT INTO subscriptions (user_id, tier, status, stripe_customer_id, stripe_subscription_id,"
-            " current_period_start, current_period_end, past_due_since, state_at, updated_at)"
-            " VALUES (:u, :tier, :status, :customer, :subscription, :start, :end, :past_due, :state_at, :now)"
+            " current_period_start, current_period_end, past_due_since, state_at, grace_recorded_at, updated_at)"
+            " VALUES (:u, :tier, :status, :customer, :subscription, :start, :end, :past_due, :state_at, :grace,"
+            " :now)"
             " ON CONFLICT (user_id) DO UPDATE SET tier = EXCLUDED.tier, status = EXCLUDED.status,"
             " stripe_customer_id = EXCLUDED.stripe_customer_id,"
             " stripe_subscription_id = EXCLUDED.stripe_subscription_id,"
             " current_period_start = EXCLUDED.current_period_start,"
             " current_period_end = EXCLUDED.current_period_end, past_due_since = EXCLUDED.past_due_since,"
-            " state_at = EXCLUDED.state_at, updated_at = EXCLUDED.updated_at"
+            " state_at = EXCLUDED.state_at, grace_recorded_at = EXCLUDED.grace_recorded_at,"
+            " updated_at = EXCLUDED.updated_at"
         ),
         {
             "u": user_id,
@@ -116,6 +121,70 @@ def save(conn: Connection, user_id: str, state: SubscriptionState, now: datetime
             "end": state.period_end,
             "past_due": state.past_due_since,
             "state_at": state.state_at,
+            "grace": state.grace_recorded_at,
             "now": now,
         },
     )
+
+
+def grace_ended(state: SubscriptionState | None, now: datetime) -> bool:
+    """A past-due subscription whose grace period is over: the user is on the default tier now."""
+    return (
+        state is not None
+        and state.status == "past_due"
+        and state.past_due_since is not None
+        and effective_tier(state, now) != state.tier
+    )
+
+
+def record_change(
+    conn: Connection, user_id: str, before: str, after: str, now: datetime, *, note: str | None = None
+) -> None:
+    """A ``subscription_changes`` row (source ``stripe``) when the tier moves, or when ``note``
+    says something happened to the subscription that the history must show anyway."""
+    if before == after and note is None:
+        return
+    conn.execute(
+        text(
+            "INSERT INTO subscription_changes (user_id, from_tier, to_tier, direction, source, note, changed_at)"
+            " VALUES (:u, :f, :t, :d, 'stripe', :note, :now)"
+        ),
+        {"u": user_id, "f": before, "t": after, "d": direction(before, after), "note": note, "now": now},
+    )
+
+
+def record_grace_end(conn: Connection, user_id: str, state: SubscriptionState, now: datetime) -> SubscriptionState:
+    """Write the downgrade of a grace period that ran out, once; the state returned remembers it."""
+    if not grace_ended(state, now) or state.grace_recorded_at is not None:
+        return state
+    assert state.past_due_since is not None  # grace_ended says so
+    ended = state.past_due_since + timedelta(days=get_settings().past_due_grace_days)
+    record_change(conn, user_id, state.tier, effective_tier(state, now), ended, note="past-due grace period ended")
+    conn.execute(
+        text("UPDATE subscriptions SET grace_recorded_at = :now WHERE user_id = :u"), {"now": now, "u": user_id}
+    )
+    return replace(state, grace_recorded_at=now)
+
+
+def expire_grace_periods(conn: Connection, now: datetime, *, limit: int = 500) -> list[str]:
+    """Record the end of every grace period that ran out with no event since (the beat task).
+    Each row is locked as an event locks it (advisory lock, then the row) and checked again, so
+    an event and this task never both write it, and never deadlock."""
+    cutoff = now - timedelta(days=get_settings().past_due_grace_days)
+    users = (
+        conn.execute(
+            text(
+                "SELECT user_id FROM subscriptions WHERE status = 'past_due' AND grace_recorded_at IS NULL"
+                " AND past_due_since <= :cutoff ORDER BY past_due_since LIMIT :limit"
+            ),
+            {"cutoff": cutoff, "limit": limit},
+        )
+        .scalars()
+        .all()
+    )
+    done = []
+    for user_id in users:
+        current = lock(conn, user_id)
+        if current is not None and record_grace_end(conn, user_id, current, now) is not current:
+            done.append(user_id)
+    return done

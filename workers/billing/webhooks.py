@@ -17,6 +17,8 @@ import stripe
 from workers.billing.errors import InvalidPayload, InvalidSignature
 from workers.billing.payloads import timestamp
 
+EVENT_ID_MAX_CHARS = 255  # stripe_events.id
+
 
 @dataclass(frozen=True)
 class Event:
@@ -29,14 +31,20 @@ class Event:
 
 
 def verify_event(payload: str, signature: str | None, *, secret: str, tolerance: int) -> Event:
-    """The event in ``payload``, once its signature is proven. The SDK checks the HMAC and the
-    age; the body is then parsed as plain JSON (a StripeObject is not a dict)."""
+    """The event in ``payload``, once its signature is proven. The SDK checks the HMAC (in
+    constant time) and the age against the clock now; the body is then parsed as plain JSON."""
     if not signature:
         raise InvalidSignature("no Stripe-Signature header")
     try:
         stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance)
     except stripe.SignatureVerificationError as exc:
         raise InvalidSignature(exc.user_message or "signature verification failed") from None
+    return parse_event(payload)
+
+
+def parse_event(payload: str) -> Event:
+    """Read a body already verified (at the door, or stored in the inbox) as an :class:`Event`.
+    A StripeObject is not a dict, so the body is parsed as plain JSON."""
     try:
         body = json.loads(payload)
     except ValueError as exc:
@@ -47,6 +55,8 @@ def verify_event(payload: str, signature: str | None, *, secret: str, tolerance:
     obj = (body.get("data") or {}).get("object") if isinstance(body.get("data"), dict) else None
     if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str) or created is None:
         raise InvalidPayload("not a Stripe event: id, type or created is missing")
+    if len(event_id) > EVENT_ID_MAX_CHARS:
+        raise InvalidPayload(f"not a Stripe event: id longer than {EVENT_ID_MAX_CHARS} characters")
     if not isinstance(obj, dict):
         raise InvalidPayload("not a Stripe event: data.object is missing")
     return Event(id=event_id, type=event_type, created=created, obj=obj)

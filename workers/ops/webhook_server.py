@@ -1,41 +1,59 @@
-"""The ``webhooks`` process: receives Stripe webhooks and queues them for the workers.
+"""The ``webhooks`` process: Stripe's door. It verifies each webhook, keeps it, then queues it.
 
-It verifies nothing and changes nothing itself: ``POST /stripe/webhook`` hands the raw body and
-its ``Stripe-Signature`` header to ``litink.handle_stripe_event`` on queue ``intake`` and answers
-202 at once, so Stripe never waits on the database. The task verifies, deduplicates and applies.
+``POST /stripe/webhook``:
 
-- 413 for a body over ``WEBHOOK_MAX_BODY_BYTES`` (never read whole), 400 without a signature
-  header or with a body that is not UTF-8, 503 when the broker cannot take the message (Stripe
-  then retries the delivery).
-- ``GET /health``: 200 while the process runs, with whether the broker answered.
+1. The body is read up to ``WEBHOOK_MAX_BODY_BYTES`` (413 beyond, never read whole).
+2. The ``Stripe-Signature`` header is verified on the raw body with the ``stripe`` library: the
+   HMAC (constant-time) and the age (``STRIPE_WEBHOOK_TOLERANCE``). Missing, wrong or too old:
+   **400**, and nothing is stored or queued, so a forger costs one HMAC and nothing else.
+3. The verified event is written to the ``stripe_events`` inbox (state ``received``, the raw body)
+   before any answer: Postgres unreachable means **503**, and Stripe delivers it again later.
+4. ``litink.process_stripe_event(event_id)`` is queued on ``billing`` (the id only, never the
+   body), and Stripe gets **200**. A broker that is down changes nothing for Stripe: the event is
+   kept, and the beat sweep queues it a minute later.
 
-The body and the signature are never logged, and the task message's kwargs repr hides them
-from Flower and task events.
+A delivery of an event already in the inbox answers 200 again (Stripe retries what it did not
+see answered) and queues it only while it is still ``received``.
+
+``GET /health``: 200 while the process runs, with whether Postgres and the broker answered.
+
+The body and the signature are never logged.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from celery import Celery
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import exc as sa_exc
 
 from config import get_settings
+from config.tiers import BILLING_QUEUE
+from db.session import sqlalchemy_url
+from workers.billing import inbox
+from workers.billing.errors import BillingNotConfigured, InvalidPayload, InvalidSignature
+from workers.billing.events import verify
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/stripe/webhook"
 HEALTH_PATH = "/health"
-EVENT_TASK = "litink.handle_stripe_event"
-EVENT_QUEUE = "intake"
+PROCESS_TASK = "litink.process_stripe_event"
 DEFAULT_HOST = "0.0.0.0"
 READ_CHUNK_BYTES = 64 * 1024
-BROKER_PING_TIMEOUT_S = 2.0
+PING_TIMEOUT_S = 2.0
+# Stripe waits about 10 s for an answer; an unreachable Postgres must give a 503 well before.
+DB_CONNECT_TIMEOUT_S = 3
+DB_STATEMENT_TIMEOUT_MS = 5000
 
 _CELERY_APP = web.AppKey("celery_app", Celery)
+_ENGINE = web.AppKey("engine", Engine)
 _MAX_BODY = web.AppKey("max_body_bytes", int)
 
 
@@ -43,18 +61,47 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(*, celery_app: Celery | None = None, max_body_bytes: int | None = None) -> web.Application:
-    """The receiver. ``celery_app`` defaults to the workers' own app (imported lazily)."""
+def inbox_engine(database_url: str | None = None) -> Engine:
+    """The receiver's own small pool, with short timeouts, checked before use (a Postgres that
+    came back must not cost a 503 per stale connection)."""
+    url = database_url or get_settings().require_database_url()
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=5,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=DB_CONNECT_TIMEOUT_S,
+        connect_args={
+            "connect_timeout": DB_CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+        },
+    )
+
+
+def create_app(
+    *,
+    celery_app: Celery | None = None,
+    database_url: str | None = None,
+    max_body_bytes: int | None = None,
+) -> web.Application:
+    """The receiver. ``celery_app`` defaults to the workers' own app (imported lazily),
+    ``database_url`` to ``DATABASE_URL``."""
     if celery_app is None:
         from workers.app import app as celery_app
     limit = max_body_bytes or get_settings().webhook_max_body_bytes
     # client_max_size guards request.read() too, should anything ever call it.
     application = web.Application(client_max_size=limit)
     application[_CELERY_APP] = celery_app
+    application[_ENGINE] = inbox_engine(database_url)
     application[_MAX_BODY] = limit
     application.router.add_post(WEBHOOK_PATH, stripe_webhook)
     application.router.add_get(HEALTH_PATH, health)
+    application.on_cleanup.append(_dispose)
     return application
+
+
+async def _dispose(application: web.Application) -> None:
+    application[_ENGINE].dispose()
 
 
 async def _read_bounded(request: web.Request, limit: int) -> bytes:
@@ -69,16 +116,28 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
 
 
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"queued": False, "error": message}, status=status)
+    return web.json_response({"received": False, "error": message}, status=status)
+
+
+async def _blocking(call: Callable[..., Any], *args: Any) -> Any:
+    """Database and broker calls block: keep them off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(None, call, *args)
+
+
+def _keep(engine: Engine, event: Any, body: str) -> inbox.Receipt:
+    with engine.begin() as conn:
+        return inbox.receive(conn, event, body)
+
+
+def _publish(celery_app: Celery, event_id: str) -> None:
+    # No result is wanted (the inbox row is the record), so the result backend is never touched.
+    celery_app.send_task(PROCESS_TASK, kwargs={"event_id": event_id}, queue=BILLING_QUEUE, ignore_result=True)
 
 
 async def stripe_webhook(request: web.Request) -> web.Response:
     limit = request.app[_MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         return _error(413, f"body larger than {limit} bytes")
-    signature = request.headers.get("Stripe-Signature")
-    if not signature:
-        return _error(400, "missing Stripe-Signature header")
     try:
         body = (await _read_bounded(request, limit)).decode("utf-8")
     except _TooLarge:
@@ -86,41 +145,77 @@ async def stripe_webhook(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         return _error(400, "body is not UTF-8")
 
-    send = functools.partial(
-        request.app[_CELERY_APP].send_task,
-        EVENT_TASK,
-        kwargs={"payload": body, "signature": signature},
-        kwargsrepr=repr({"payload": f"<{len(body)} chars>", "signature": "<hidden>"}),
-        queue=EVENT_QUEUE,
-    )
     try:
-        # Publishing blocks (and retries a lost connection): keep it off the event loop.
-        result = await asyncio.get_running_loop().run_in_executor(None, send)
-    except Exception as exc:
-        logger.error("Stripe webhook not queued: broker unavailable (%s)", type(exc).__name__)
-        return _error(503, "broker unavailable")
-    logger.info("Stripe webhook queued", extra={"task_id": result.id})
-    return web.json_response({"queued": True, "task_id": result.id}, status=202)
+        event = verify(body, request.headers.get("Stripe-Signature"))
+    except InvalidSignature as exc:
+        logger.warning("Stripe webhook refused: invalid signature (%s)", exc)
+        return _error(400, f"invalid signature: {exc}")
+    except InvalidPayload as exc:
+        logger.warning("Stripe webhook refused: invalid payload (%s)", exc)
+        return _error(400, f"invalid payload: {exc}")
+    except BillingNotConfigured as exc:
+        logger.error("Stripe webhook not verified: %s", exc)
+        return _error(500, "webhook secret not configured")
+
+    try:
+        receipt = await _blocking(_keep, request.app[_ENGINE], event, body)
+    except sa_exc.SQLAlchemyError as exc:
+        logger.error(
+            "Stripe event %s not kept: database unavailable (%s)",
+            event.id,
+            type(getattr(exc, "orig", None) or exc).__name__,
+            extra={"event_id": event.id},
+        )
+        return _error(503, "database unavailable")
+
+    queued = False
+    if receipt.state == "received":
+        try:
+            await _blocking(_publish, request.app[_CELERY_APP], event.id)
+            queued = True
+        except Exception as exc:  # kept already: the sweep queues it
+            logger.warning(
+                "Stripe event %s kept but not queued (%s); the sweep will queue it",
+                event.id,
+                type(exc).__name__,
+                extra={"event_id": event.id},
+            )
+    logger.info(
+        "Stripe event %s (%s) received: %s",
+        event.id,
+        event.type,
+        "new" if receipt.new else f"again, {receipt.state}",
+        extra={"event_id": event.id, "event_type": event.type},
+    )
+    return web.json_response({"received": True, **receipt.as_dict(), "queued": queued}, status=200)
+
+
+def _database_answers(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return True
 
 
 def _broker_answers(celery_app: Celery) -> bool:
     with celery_app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=BROKER_PING_TIMEOUT_S)
+        conn.ensure_connection(max_retries=1, timeout=PING_TIMEOUT_S)
     return True
 
 
-async def health(request: web.Request) -> web.Response:
-    """200 while the process serves; ``broker`` tells whether a webhook could be queued now."""
-    loop = asyncio.get_running_loop()
+async def _check(call: Callable[..., Any], *args: Any) -> str:
     try:
-        await asyncio.wait_for(
-            loop.run_in_executor(None, _broker_answers, request.app[_CELERY_APP]),
-            timeout=BROKER_PING_TIMEOUT_S * 2,
-        )
-        broker = "ok"
+        await asyncio.wait_for(_blocking(call, *args), timeout=PING_TIMEOUT_S * 3)
+        return "ok"
     except Exception:
-        broker = "unreachable"
-    return web.json_response({"status": "ok", "broker": broker})
+        return "unreachable"
+
+
+async def health(request: web.Request) -> web.Response:
+    """200 while the process serves; ``database`` says whether a webhook could be kept now,
+    ``broker`` whether it could be queued at once."""
+    database = await _check(_database_answers, request.app[_ENGINE])
+    broker = await _check(_broker_answers, request.app[_CELERY_APP])
+    return web.json_response({"status": "ok", "database": database, "broker": broker})
 
 
 def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
@@ -131,7 +226,7 @@ def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Receive Stripe webhooks and queue them.")
+    parser = argparse.ArgumentParser(description="Receive Stripe webhooks, verify and keep them, and queue them.")
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
