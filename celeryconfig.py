@@ -78,9 +78,11 @@ if _settings.uses_sentinel:
     result_backend_transport_options["retry_policy"] = {"timeout": 30.0}
     task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 
-# Flower and metrics need task events.
+# Flower needs task events: received, started, succeeded, failed (workers/ops/flower.py).
+# No `task-sent`: nothing reads it (Flower shows the states above without it, and stock
+# producers never send it), and the hand-over would publish one per job (docs/benchmarks.md).
 worker_send_task_events = True
-task_send_sent_event = True
+task_send_sent_event = False
 
 timezone = "UTC"
 enable_utc = True

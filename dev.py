@@ -25,18 +25,20 @@ VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 
 
-def ensure_environment() -> None:
-    stamp = VENV / f".installed-{hashlib.sha1((ROOT / 'pyproject.toml').read_bytes()).hexdigest()[:12]}"
+def ensure_environment(extras: str = "dev") -> None:
+    digest = hashlib.sha1((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    kind = "" if extras == "dev" else extras.replace(",", "-") + "-"
+    stamp = VENV / f".installed-{kind}{digest}"
     if stamp.exists():
         return
     if not (BIN / "python").exists():
         print("creating .venv", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("installing the project and its test dependencies into .venv", flush=True)
+    print(f"installing the project and its extras [{extras}] into .venv", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
-    for old in VENV.glob(".installed-*"):
+    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]"], check=True)
+    for old in VENV.glob(f".installed-{kind}*"):
         old.unlink()
     stamp.touch()
 
@@ -69,7 +71,8 @@ def main(argv: list[str]) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] != "check"):
         print(__doc__)
         return 2
-    ensure_environment()
+    # The benchmark also needs its optional group (LiteLLM, py-spy); nothing else installs it.
+    ensure_environment("dev,bench" if argv[0] == "bench" else "dev")
     os.chdir(ROOT)
     if argv[0] == "check":
         return check()

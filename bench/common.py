@@ -71,13 +71,16 @@ def same_code(revisions: Iterable[str]) -> bool:
 # --------------------------------------------------------------------------- services
 
 
-def configure_environment() -> tuple[str, str]:
+def configure_environment(private_redis_url: str | None = None) -> tuple[str, str]:
     """DATABASE_URL / REDIS_URL from the environment, else the benchmark defaults; put them
-    in os.environ before anything reads the project's settings. Refuses the test databases."""
+    in os.environ before anything reads the project's settings. Refuses the test databases.
+    ``private_redis_url`` (the benchmark's own redis-server) replaces REDIS_URL."""
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    redis_url = private_redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     dbname = urlsplit(database_url).path.lstrip("/")
     redis_db = urlsplit(redis_url).path.lstrip("/") or "0"
+    if private_redis_url:
+        redis_db = "private"
     if os.environ.get("BENCH_ALLOW_ANY_DB") != "1":
         if dbname in FORBIDDEN_DATABASES:
             raise SystemExit(f"refusing database {dbname!r}: the tests use it (set BENCH_ALLOW_ANY_DB=1 to override)")
@@ -180,9 +183,26 @@ def children_cpu_total(pid: int) -> float:
     return total
 
 
+def redis_commandstats(client: Any) -> dict[str, int]:
+    """Calls per command since the server started (INFO commandstats), e.g. {"brpop": 12}."""
+    out: dict[str, int] = {}
+    for key, value in client.info("commandstats").items():
+        name = key.removeprefix("cmdstat_")
+        out[name] = int(value["calls"]) if isinstance(value, dict) else 0
+    return out
+
+
 class ServerCpu:
-    """CPU used by the Postgres and Redis servers (all their clients, tests included, since
-    they serve the whole machine) and Postgres' session and commit counters for our database."""
+    """CPU and counters of the Postgres and Redis servers.
+
+    - Postgres: the whole server (postmaster, every backend, background processes: other
+      clients on the machine count too) and, separately, only the backends connected to the
+      benchmark's database (pids from pg_stat_activity; a pooled worker keeps its sessions,
+      so their CPU deltas are the benchmark's share of query work). Transactions and new
+      sessions come from pg_stat_database for our database only.
+    - Redis: the server's CPU and INFO commandstats. With the benchmark's private Redis
+      server (the default) both are the benchmark's alone; on a shared server they include
+      every other client."""
 
     def __init__(self, database_url: str, redis_url: str):
         import psycopg
@@ -191,28 +211,59 @@ class ServerCpu:
         self.dbname = urlsplit(database_url).path.lstrip("/")
         # One connection for every sample, so sampling opens no session of its own.
         self._conn = psycopg.connect(database_url, autocommit=True)
-        backend = self._conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-        with open(f"/proc/{backend}/stat") as f:
+        self.own_backend = self._conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with open(f"/proc/{self.own_backend}/stat") as f:
             self.pg_pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        info = redis_client(redis_url).info("server")
-        self.redis_pid = int(info["process_id"])
-        self._redis_url = redis_url
+        self._redis = redis_client(redis_url)
+        self.redis_pid = int(self._redis.info("server")["process_id"])
         if not (os.path.exists(f"/proc/{self.pg_pid}") and os.path.exists(f"/proc/{self.redis_pid}")):
             raise RuntimeError("Postgres or Redis does not run on this machine")
 
-    def sample(self) -> dict[str, float]:
+    def max_connections(self) -> int:
+        return int(self._conn.execute("SHOW max_connections").fetchone()[0])
+
+    def sessions_now(self) -> int:
+        """Sessions open on our database right now (ours excluded)."""
+        return int(
+            self._conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.dbname,)
+            ).fetchone()[0]
+        )
+
+    def _db_backends_cpu(self) -> dict[int, float]:
+        pids = [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (self.dbname,)
+            ).fetchall()
+        ]
+        out = {}
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                out[pid] = proc_cpu_seconds(pid)
+        return out
+
+    def sample(self) -> dict[str, Any]:
         self._conn.execute("SELECT pg_stat_clear_snapshot()")
         sessions, xacts = self._conn.execute(
             "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (self.dbname,)
         ).fetchone()
-        commands = redis_client(self._redis_url).info("stats")["total_commands_processed"]
         return {
             "postgres_cpu": children_cpu_total(self.pg_pid),
+            "pg_backends": self._db_backends_cpu(),
             "redis_cpu": proc_cpu_seconds(self.redis_pid),
             "pg_sessions": float(sessions),
             "pg_xacts": float(xacts),
-            "redis_commands": float(commands),
+            "redis_commands": float(self._redis.info("stats")["total_commands_processed"]),
+            "redis_commandstats": redis_commandstats(self._redis),
         }
+
+
+def backends_cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU the benchmark database's backends used between two samples: the delta of each
+    backend alive at both, plus all of each backend born in between (a backend that exited
+    in between is lost: the report shows new sessions, which should be 0 with a pool)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def server_cpu_or_none(database_url: str, redis_url: str) -> ServerCpu | None:
@@ -221,6 +272,59 @@ def server_cpu_or_none(database_url: str, redis_url: str) -> ServerCpu | None:
     except Exception as exc:  # remote servers: nothing to read from /proc
         say(f"(server CPU not measured: {exc})")
         return None
+
+
+class PrivateRedis:
+    """A redis-server of the benchmark's own on a free loopback port, no persistence (like
+    the machine's), so its CPU and INFO commandstats count the benchmark alone."""
+
+    def __init__(self) -> None:
+        from shutil import which
+
+        exe = which("redis-server")
+        if exe is None:
+            raise SystemExit("redis-server is not on PATH: install it, or pass --redis env to use REDIS_URL")
+        self.port = free_port()
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self._log = open(LOG_DIR / "redis.log", "w")
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(LOG_DIR),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if redis_client(self.url).ping():
+                    break
+            except Exception:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise SystemExit(f"the private redis-server did not start; see {LOG_DIR / 'redis.log'}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
 
 
 # --------------------------------------------------------------------------- processes

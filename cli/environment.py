@@ -16,6 +16,7 @@ MEANINGS = {
     "REDIS_SENTINEL_MASTER": "with sentinel:// REDIS_URL, the Sentinel master name",
     "OPENROUTER_API_KEY": "OpenRouter API key (a secret)",
     "OPENROUTER_BASE_URL": "OpenRouter API root",
+    "OPENROUTER_MANAGEMENT_KEY": "OpenRouter management key, for /credits only (a secret)",
     "FLOWER_BASIC_AUTH": "user:password[,user2:password2] (a secret)",
     "WEBHOOK_PORT": "port of the webhook receiver",
     "STRIPE_WEBHOOK_SECRET": "Stripe endpoint signing secret (a secret)",

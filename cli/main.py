@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import traceback
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import click
@@ -358,6 +358,65 @@ def costs(date_from: date | None, date_to: date | None, as_json: bool, html: str
         from workers.reporting.text import text_report
 
         console().print(text_report(report))
+
+
+class Moment(click.ParamType):
+    """A day (YYYY-MM-DD, meaning its midnight) or an ISO 8601 time; without a zone, UTC."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        from workers.reporting.reconcile import parse_moment
+
+        try:
+            return parse_moment(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time", param, ctx)
+
+
+@litink.command(epilog=epilog(*DATABASE, "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "OPENROUTER_MANAGEMENT_KEY"))
+@click.option("--from", "start", type=Moment(), help="window start, inclusive [default: today 00:00 UTC]")
+@click.option("--to", "end", type=Moment(), help="window end, exclusive [default: now, closed by a live /key reading]")
+@json_option
+def reconcile(start: datetime | None, end: datetime | None, as_json: bool) -> None:
+    """The ledger against OpenRouter's own figures: recorded, estimated and unexplained drift."""
+    if start and end and start >= end:
+        raise click.BadParameter(f"{start.isoformat()} is not before --to {end.isoformat()}", param_hint="--from")
+    from db.session import get_engine
+    from workers.llm.provider_account import ProviderAccount
+    from workers.reporting.reconcile import reconcile_until_now
+
+    use_services()
+    with get_engine().connect() as conn:
+        report = reconcile_until_now(conn, start, end, ProviderAccount())
+    click.echo(to_json(report) if as_json else _reconcile_text(report))
+
+
+def _reconcile_text(r: dict[str, Any]) -> str:
+    m, d, checks = r["measured"], r["drift"], r["call_checks"]
+    lines = [f"window {r['window']['from']} to {r['window']['to']}"]
+    if m["missing"]:
+        lines.append(f"  no {' or '.join(m['missing'])} snapshot: the provider's spend is unknown")
+    else:
+        lines.append(f"  measured between snapshots {m['from']} and {m['to']} ({m['closing_source']})")
+    sources = ", ".join(f"{source} {display_usd(cost)}" for source, cost in r["ledger"]["by_source"].items())
+    lines += [
+        f"  provider spend:  {display_usd(r['provider']['spend_usd'])}",
+        f"  recorded:        {display_usd(d['recorded_usd'])}" + (f"  ({sources})" if sources else ""),
+        f"  estimated:       {display_usd(d['estimated_usd'])}",
+        f"  unexplained:     {display_usd(d['unexplained_usd'])}",
+    ]
+    if r["ledger"]["in_flight"]:
+        lines.append(f"  {r['ledger']['in_flight']} calls still in flight: their cost is not in the ledger yet")
+    if checks:
+        lines.append(
+            f"  call checks: {checks['checked']} looked up, {checks['matched']} matched, "
+            f"{len(checks['mismatched'])} differ by {display_usd(checks['difference_usd'])}, "
+            f"{len(checks['not_found'])} not found, {len(checks['failed'])} failed, {checks['skipped']} skipped"
+        )
+    return "\n".join(lines)
 
 
 # -- long-running processes ------------------------------------------------------------------

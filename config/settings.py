@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # Shared provider budget, delays calls rather than rejecting them; 0 turns a limit off.
     provider_requests_per_minute: int = 0
     provider_concurrency_per_model: int = 0
+    # Only /api/v1/credits needs it (account-wide credits); unset, reconciliation uses /key alone.
+    openrouter_management_key: SecretStr | None = None
 
     # Celery. A message fetched but not acked within this many seconds is delivered again.
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
@@ -86,6 +88,8 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = None
     cost_alert_daily_usd: Decimal | None = None
     cost_alert_monthly_usd: Decimal | None = None
+    # The daily reconciliation alerts when the drift beyond recorded cost + estimates exceeds this.
+    reconcile_drift_alert_usd: Decimal | None = Decimal("1.00")
 
     # Stripe.
     stripe_secret_key: SecretStr | None = None

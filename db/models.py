@@ -229,3 +229,21 @@ class ModelPrice(Base):
     context_length: Mapped[int | None]
     listed: Mapped[bool] = mapped_column(comment="present in the latest /models answer")
     synced_at: Mapped[UtcTime]
+
+
+class ProviderUsageSnapshot(Base):
+    """OpenRouter's own figures for our key (GET /key), read every few minutes by beat, so the
+    provider's spend over a window is a difference of two snapshots (workers/reporting/reconcile.py)."""
+
+    __tablename__ = "provider_usage_snapshots"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    taken_at: Mapped[UtcTime] = mapped_column(comment="when the provider's answer was received")
+    usage_usd: Mapped[Money] = mapped_column(comment="the key's cumulative usage")
+    usage_daily: Mapped[Money] = mapped_column(comment="the key's usage in the UTC day of taken_at")
+    usage_monthly: Mapped[Money] = mapped_column(comment="the key's usage in the UTC month of taken_at")
+    credits_usage_usd: Mapped[Money | None] = mapped_column(
+        comment="the account's total_usage from /credits, when a management key is configured"
+    )
+
+    __table_args__ = (Index("ix_provider_usage_snapshots_taken_at", "taken_at"),)

@@ -1,19 +1,22 @@
-"""The read-only OpenRouter endpoints: /models, /key and /generation.
+"""The read-only OpenRouter endpoints: /models, /key, /generation and /credits.
 
-Workers refresh prices from /models, check their key on /key and may look up a call's
-cost on /generation; each answers from the catalogue or the call log.
+Workers refresh prices from /models, snapshot their key's spend from /key, look up a
+call's cost on /generation and, with a management key, the account's on /credits; each
+answers from the catalogue or the call log.
 """
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
-from .auth import bearer_token, key_label, require_key
+from .auth import bearer_token, is_management_key, key_label, require_key
 from .errors import error_response, json_response
-from .responses import generation_body, key_body, models_body
+from .responses import credits_body, generation_body, key_body, models_body
 from .state import STATE
 
-__all__ = ["generation", "key", "models"]
+__all__ = ["credits", "generation", "key", "models"]
 
 
 async def models(request: web.Request) -> web.Response:
@@ -26,7 +29,19 @@ async def key(request: web.Request) -> web.Response:
     if denied is not None:
         return denied
     token = bearer_token(request) or ""
-    return json_response(key_body(key_label(token), request.app[STATE].calls.cost_total))
+    figures = request.app[STATE].calls.spend.figures(token, time.time())
+    return json_response(key_body(key_label(token), figures, management=is_management_key(token)))
+
+
+async def credits(request: web.Request) -> web.Response:
+    """The account's credits; like OpenRouter, only a management key may read them."""
+    denied = require_key(request)
+    if denied is not None:
+        return denied
+    if not is_management_key(bearer_token(request) or ""):
+        return error_response(403, "Only management keys can fetch credits")
+    state = request.app[STATE]
+    return json_response(credits_body(state.total_credits, state.calls.spend.account_total()))
 
 
 async def generation(request: web.Request) -> web.Response:

@@ -1,7 +1,8 @@
 """Bearer-key checking: the emulator accepts any non-empty key, like a dev sandbox.
 
 Real OpenRouter rejects calls without a key; clients must be seen to send one, so the
-check is kept even though every key is "valid".
+check is kept even though every key is "valid". A key that starts with
+``MANAGEMENT_KEY_PREFIX`` plays a management key: the only kind ``/credits`` accepts.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from aiohttp import web
 
 from .errors import error_response
 
-__all__ = ["bearer_token", "key_label", "require_key"]
+__all__ = ["MANAGEMENT_KEY_PREFIX", "bearer_token", "is_management_key", "key_label", "require_key"]
+
+MANAGEMENT_KEY_PREFIX = "sk-or-mgmt-"
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -28,6 +31,10 @@ def require_key(request: web.Request) -> web.Response | None:
     if bearer_token(request) is None:
         return error_response(401, "Missing or malformed Authorization header; expected 'Bearer <key>'")
     return None
+
+
+def is_management_key(token: str) -> bool:
+    return token.startswith(MANAGEMENT_KEY_PREFIX)
 
 
 def key_label(token: str) -> str:

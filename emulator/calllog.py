@@ -1,7 +1,8 @@
 """The call log: what the emulator answered, for tests, /generation and /key.
 
 Benchmarks send hundreds of thousands of calls, so the log keeps only the most
-recent ``capacity`` records; the running totals are kept apart and stay exact.
+recent ``capacity`` records; the running totals (overall and per key, see spend.py) are
+kept apart and stay exact.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from .exactjson import decimal_text
+from .spend import SpendBook
 
 __all__ = ["DEFAULT_CAPACITY", "CallLog", "CallRecord"]
 
@@ -38,6 +40,7 @@ class CallRecord:
     provider: str | None
     referer: str | None = None
     title: str | None = None
+    key: str | None = None  # the bearer key that paid for it; never shown by the control API
 
     @property
     def created_at(self) -> str:
@@ -71,6 +74,7 @@ class CallLog:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._records: OrderedDict[str, CallRecord] = OrderedDict()
+        self.spend = SpendBook()
         self.reset()
 
     def reset(self) -> None:
@@ -80,6 +84,7 @@ class CallLog:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.by_status: Counter[int] = Counter()
+        self.spend.reset()
 
     def add(self, record: CallRecord) -> None:
         self._records[record.id] = record
@@ -90,6 +95,8 @@ class CallLog:
         self.prompt_tokens += record.prompt_tokens
         self.completion_tokens += record.completion_tokens
         self.by_status[record.status] += 1
+        if record.key is not None:
+            self.spend.charge(record.key, record.cost, record.at)
 
     def get(self, call_id: str) -> CallRecord | None:
         return self._records.get(call_id)

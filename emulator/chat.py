@@ -1,7 +1,12 @@
-"""POST /api/v1/chat/completions: validation, latency, faults, then the answer.
+"""POST /api/v1/chat/completions: validation, faults, the charge, latency, then the answer.
 
 The handler only awaits (sleeps and socket writes), so one event loop can hold
 hundreds of slow calls at once, which is what benchmarks against it need.
+
+A call is charged (logged with its cost, added to its key's /key figures) the moment the
+emulator decides to answer it, before any latency or hang: like a real provider, which
+bills a generation whether or not the client is still there to read it. So a call the
+client abandoned (a read timeout, a killed worker) costs what an answered one does.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import require_key
+from .auth import bearer_token, require_key
 from .calllog import CallRecord
 from .catalog import ModelInfo, find_model
 from .errors import error_response, json_response
@@ -49,6 +54,7 @@ class Call:
     started: float  # monotonic, for the measured latency
     referer: str | None
     title: str | None
+    key: str | None  # the bearer key, which pays for the call
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,21 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return error_response(400, problem)
 
     rule = state.faults.take(call.requested)
-    if rule is not None and rule.kind == "hang":
-        await asyncio.sleep(rule.delay_s)
     if rule is not None and (rule.kind in ERROR_KINDS or rule.kind == "non_json"):
         await asyncio.sleep(state.delay_seconds())
         return _answer_fault(state, call, rule)
     fault = rule.kind if rule is not None else None
-    if call.stream:
-        return await _stream(request, state, call, fault)
-    await asyncio.sleep(state.delay_seconds())
-    return _complete(state, call, fault)
+    outcome = _outcome(call, fault)
+    record = _record(state, call, 200, fault, outcome)  # charged now, read or not
+    try:
+        if rule is not None and rule.kind == "hang":
+            await asyncio.sleep(rule.delay_s)
+        if call.stream:
+            return await _stream(request, state, call, outcome)
+        await asyncio.sleep(state.delay_seconds())
+        return _complete(call, outcome)
+    finally:
+        record.latency_ms = _elapsed_ms(call)
 
 
 def _new_call(state: EmulatorState, request: web.Request, payload: dict, arrived: float, started: float) -> Call:
@@ -113,6 +124,7 @@ def _new_call(state: EmulatorState, request: web.Request, payload: dict, arrived
         started=started,
         referer=request.headers.get("HTTP-Referer"),
         title=request.headers.get("X-Title"),
+        key=bearer_token(request),
     )
 
 
@@ -190,10 +202,8 @@ def _outcome(call: Call, fault: str | None) -> Outcome:
     return Outcome(reply.words, reply.finish_reason, prompt_tokens)
 
 
-def _complete(state: EmulatorState, call: Call, fault: str | None) -> web.Response:
+def _complete(call: Call, outcome: Outcome) -> web.Response:
     assert call.model is not None
-    outcome = _outcome(call, fault)
-    _record(state, call, 200, fault, outcome)
     body = completion_body(
         generation_id=call.generation_id,
         model=call.model,
@@ -206,7 +216,7 @@ def _complete(state: EmulatorState, call: Call, fault: str | None) -> web.Respon
     return json_response(body, headers={"X-Generation-Id": call.generation_id})
 
 
-async def _stream(request: web.Request, state: EmulatorState, call: Call, fault: str | None) -> web.StreamResponse:
+async def _stream(request: web.Request, state: EmulatorState, call: Call, outcome: Outcome) -> web.StreamResponse:
     """SSE answer: processing comments while "waiting upstream", content chunks, usage, [DONE]."""
     assert call.model is not None
     response = web.StreamResponse(
@@ -222,8 +232,6 @@ async def _stream(request: web.Request, state: EmulatorState, call: Call, fault:
     await asyncio.sleep(state.delay_seconds())
     await response.write(PROCESSING_COMMENT)
 
-    outcome = _outcome(call, fault)
-    _record(state, call, 200, fault, outcome)
     common = {"generation_id": call.generation_id, "model": call.model, "created": int(call.arrived)}
     words = outcome.words
     for start in range(0, len(words), _WORDS_PER_CHUNK):
@@ -243,27 +251,32 @@ async def _send(response: web.StreamResponse, chunk: dict) -> None:
     await response.write(f"data: {dumps(chunk)}\n\n".encode())
 
 
-def _record(state: EmulatorState, call: Call, status: int, fault: str | None, outcome: Outcome | None) -> None:
-    """Log the call. Only a 200 with an outcome is charged."""
+def _elapsed_ms(call: Call) -> int:
+    return int((time.monotonic() - call.started) * 1000)
+
+
+def _record(state: EmulatorState, call: Call, status: int, fault: str | None, outcome: Outcome | None) -> CallRecord:
+    """Log the call and charge its key. Only a 200 with an outcome costs anything."""
     prompt_tokens = outcome.prompt_tokens if outcome else 0
     completion_tokens = len(outcome.words) if outcome else 0
     cost = call.model.cost(prompt_tokens, completion_tokens) if call.model else Decimal(0)
-    state.calls.add(
-        CallRecord(
-            id=call.generation_id,
-            model=call.model.id if call.model else call.requested,
-            requested_model=call.requested,
-            status=status,
-            fault=fault,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost=cost,
-            stream=call.stream,
-            at=call.arrived,
-            latency_ms=int((time.monotonic() - call.started) * 1000),
-            finish_reason=outcome.finish_reason if outcome else None,
-            provider=call.model.provider if call.model else None,
-            referer=call.referer,
-            title=call.title,
-        )
+    record = CallRecord(
+        id=call.generation_id,
+        model=call.model.id if call.model else call.requested,
+        requested_model=call.requested,
+        status=status,
+        fault=fault,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
+        stream=call.stream,
+        at=call.arrived,
+        latency_ms=_elapsed_ms(call),
+        finish_reason=outcome.finish_reason if outcome else None,
+        provider=call.model.provider if call.model else None,
+        referer=call.referer,
+        title=call.title,
+        key=call.key,
     )
+    state.calls.add(record)
+    return record

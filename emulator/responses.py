@@ -15,9 +15,11 @@ from typing import Any
 from .calllog import CallRecord
 from .catalog import CATALOG, ModelInfo
 from .exactjson import decimal_text
+from .spend import KeyFigures
 
 __all__ = [
     "completion_body",
+    "credits_body",
     "generation_body",
     "key_body",
     "models_body",
@@ -171,20 +173,36 @@ def _model_entry(model: ModelInfo) -> dict[str, Any]:
     }
 
 
-def key_body(label: str, usage: Decimal) -> dict[str, Any]:
-    """GET /key: an unlimited, paid key whose usage is the emulator's running cost."""
+def key_body(label: str, figures: KeyFigures, *, management: bool = False) -> dict[str, Any]:
+    """GET /key: an unlimited, paid key and what it has spent (UTC day, Monday week, month)."""
+    zero = Decimal(0)
     return {
         "data": {
             "label": label,
-            "usage": usage,
             "limit": None,
             "limit_remaining": None,
             "limit_reset": None,
+            "include_byok_in_limit": False,
+            "usage": figures.usage,
+            "usage_daily": figures.usage_daily,
+            "usage_weekly": figures.usage_weekly,
+            "usage_monthly": figures.usage_monthly,
+            "byok_usage": zero,
+            "byok_usage_daily": zero,
+            "byok_usage_weekly": zero,
+            "byok_usage_monthly": zero,
             "is_free_tier": False,
             "is_provisioning_key": False,
+            "is_management_key": management,
+            "expires_at": None,
             "rate_limit": {"requests": 1000, "interval": "10s"},
         }
     }
+
+
+def credits_body(total_credits: Decimal, total_usage: Decimal) -> dict[str, Any]:
+    """GET /credits: credits bought and used by the whole account (every key)."""
+    return {"data": {"total_credits": total_credits, "total_usage": total_usage}}
 
 
 def generation_body(record: CallRecord) -> dict[str, Any]:

@@ -46,6 +46,7 @@ def create_app(latency_ms: float = 0, jitter_ms: float = 0, call_log_size: int =
     app.router.add_get(f"{API_PREFIX}/key", api.key)
     app.router.add_get(f"{API_PREFIX}/auth/key", api.key)  # the older alias of /key
     app.router.add_get(f"{API_PREFIX}/generation", api.generation)
+    app.router.add_get(f"{API_PREFIX}/credits", api.credits)
     app.router.add_routes(control_api.routes)
     return app
 

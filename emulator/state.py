@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from aiohttp import web
 
 from .calllog import DEFAULT_CAPACITY, CallLog
 from .faults import FaultBook
 
-__all__ = ["STATE", "EmulatorState"]
+__all__ = ["DEFAULT_TOTAL_CREDITS", "STATE", "EmulatorState"]
+
+DEFAULT_TOTAL_CREDITS = Decimal(1000)
 
 
 @dataclass
@@ -26,6 +29,7 @@ class EmulatorState:
     faults: FaultBook = field(default_factory=FaultBook)
     served_as: dict[str, str] = field(default_factory=dict)  # requested id -> id reported as serving
     calls: CallLog = field(default_factory=lambda: CallLog(DEFAULT_CAPACITY))
+    total_credits: Decimal = DEFAULT_TOTAL_CREDITS  # what /credits says the account bought
 
     def delay_seconds(self) -> float:
         """This call's simulated upstream latency: latency_ms ± a uniform jitter, never negative."""

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from db.session import transaction
+from db.session import get_engine, transaction
 from workers.app import app
+from workers.errors import RetryableError
 from workers.llm import model_catalog
 from workers.llm.costs import catalog_prices
+from workers.llm.provider_account import ProviderAccount
 from workers.quotas import monthly_reset
 from workers.quotas.periods import utcnow
+from workers.reporting import reconcile
 from workers.reporting.alerts import check_cost_thresholds
+from workers.reporting.provider_usage import read_snapshot, store_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +41,27 @@ def refresh_model_prices() -> dict[str, Any]:
 def check_cost_alerts() -> dict[str, Any]:
     with transaction() as conn:
         return {"raised": check_cost_thresholds(conn, utcnow())}
+
+
+@app.task(name="litink.snapshot_provider_usage", autoretry_for=(RetryableError,), retry_backoff=30, max_retries=3)
+def snapshot_provider_usage() -> dict[str, str]:
+    """Store the provider's /key figures. A failed read is retried a few times, then skipped:
+    the next snapshot is minutes away and reconciliation brackets with whichever exist."""
+    snapshot = read_snapshot(ProviderAccount())  # HTTP first, outside any transaction
+    with transaction() as conn:
+        store_snapshot(conn, snapshot)
+    return {"taken_at": snapshot.taken_at.isoformat(), "usage_usd": format(snapshot.usage_usd, "f")}
+
+
+@app.task(name="litink.reconcile_costs")
+def reconcile_costs() -> dict[str, Any]:
+    """Reconcile yesterday (UTC) and raise a cost_drift alert past RECONCILE_DRIFT_ALERT_USD."""
+    start, end = reconcile.previous_utc_day(utcnow())
+    with get_engine().connect() as conn:  # reads, and /generation lookups: no write transaction held
+        report = reconcile.reconcile(conn, start, end, account=ProviderAccount())
+    with transaction() as conn:
+        outcome = reconcile.check_drift(conn, report)
+    if report["provider"]["spend_usd"] is None:
+        log.warning("reconciliation skipped: no %s snapshot", " or ".join(report["measured"]["missing"]))
+    log.info("costs reconciled", extra={"reconcile": outcome})
+    return outcome

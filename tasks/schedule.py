@@ -24,6 +24,21 @@ beat_schedule = {
         "task": "litink.check_cost_alerts",
         "schedule": crontab(minute="*/10"),
     },
+    # OpenRouter reports only running totals per key; a snapshot every 10 minutes turns them
+    # into a series, so `litink reconcile` can take the provider's spend over any window as a
+    # difference of two snapshots, exact to within one interval at each edge. Minute 0 is in
+    # the set, so every UTC day starts with a snapshot at 00:00.
+    "snapshot-provider-usage": {
+        "task": "litink.snapshot_provider_usage",
+        "schedule": crontab(minute="*/10"),
+    },
+    # Once a day, yesterday's ledger against the provider's figures: an unexplained drift past
+    # RECONCILE_DRIFT_ALERT_USD means paid calls the ledger does not hold. It runs at 00:25,
+    # after the 00:00 and 00:10 snapshots that close yesterday, and before the 00:30 one.
+    "reconcile-costs": {
+        "task": "litink.reconcile_costs",
+        "schedule": crontab(minute=25, hour=0),
+    },
     # Stripe events kept in the inbox but still unprocessed a minute on (a lost message, a worker
     # crash, retries that ran out during an outage) are queued again.
     "sweep-stripe-events": {

@@ -43,7 +43,7 @@ get_catalog.cache_clear()
 
 TABLES = (
     "llm_calls, jobs, subscriptions, subscription_changes, quota_usage, quota_period_summaries,"
-    " alerts, stripe_events, model_prices"
+    " alerts, stripe_events, model_prices, provider_usage_snapshots"
 )
 
 

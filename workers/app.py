@@ -2,7 +2,7 @@
 
 from celery import Celery, signals
 
-from workers.ops import log_setup, metrics_server, startup
+from workers.ops import json_codec, log_setup, metrics_server, redis_clients, startup
 
 TASK_MODULES = [
     "tasks.intake",
@@ -11,6 +11,11 @@ TASK_MODULES = [
     "tasks.billing",
     "tasks.periodic",
 ]
+
+# Hot-path speed-ups measured in bench/ (docs/benchmarks.md): orjson under kombu's json name
+# and content type, and one redis-py client per kombu channel.
+json_codec.install()
+redis_clients.install()
 
 # Every task redacts its arguments and its database errors (workers/ops/task_base.py).
 app = Celery("litink", include=TASK_MODULES, task_cls="workers.ops.task_base:LitinkTask")

@@ -9,8 +9,9 @@
           +-- FallbackError             this model will not work for this request: next model
           |    +-- BadResponse
           +-- FatalProviderError        the whole job must fail; an operator has to act
-               +-- ProviderAuthError
-               +-- InsufficientCredits
+          |    +-- ProviderAuthError
+          |    +-- InsufficientCredits
+          +-- GenerationNotFound        /generation does not know the id (yet, or any more)
      +-- BillingError                   Stripe: see workers/billing/errors.py
      +-- DeferredRetry                  the provider asked for a wait too long to hold a slot
      +-- SystemFault                    Postgres or Redis unreachable past the task's retries
@@ -94,6 +95,11 @@ class InsufficientCredits(FatalProviderError):
     """Raised on a 402 other than the in-flight budget: credits or the key's limit are exhausted."""
 
     reason = "insufficient_credits"
+
+
+class GenerationNotFound(ProviderError):
+    """Raised when ``GET /generation?id=`` answers 404: the provider has no such generation,
+    or has not indexed it yet (OpenRouter lags a little behind the call)."""
 
 
 class DeferredRetry(LitinkError):

@@ -7,8 +7,9 @@ and stays quiet. The webhook is best effort: a short timeout, and a failure is l
 raised, so an alert can never fail the task that noticed it.
 
 Kinds: ``cost_daily`` and ``cost_monthly`` (subject ``system``, from
-:func:`check_cost_thresholds`) and ``spend_soft_cap`` (subject a user id, raised by the quota
-code).
+:func:`check_cost_thresholds`), ``cost_drift`` (subject ``system``, from
+``workers.reporting.reconcile.check_drift``) and ``spend_soft_cap`` (subject a user id, raised
+by the quota code).
 """
 
 from __future__ import annotations
