@@ -3,6 +3,7 @@ whose detail names each bad field, stored under the task id. Found by the issue'
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -107,3 +108,38 @@ def test_validation_needs_no_database_and_checks_size_before_anything_else():
     ok = parse_submission("analysis", "job-2", (), {"user_id": "u", "content": "text", "notify": "producer.done"})
     assert isinstance(ok, JobRequest) and ok.notify == {"task": "producer.done", "queue": "celery"}
     assert ok.type == "summary"
+
+
+STOCK_PRODUCER = """
+import json, sys
+from celery import Celery
+app = Celery("stock", broker=sys.argv[1], backend=sys.argv[1])  # kombu's own json, nothing of ours
+answers = []
+for kwargs in ({"user_id": "r-1", "content": float("nan")}, {"user_id": 2**70, "content": "x"},
+               {"user_id": "r-1", "content": "half \\ud800"}):
+    answers.append(app.send_task("litink.submit_script", kwargs=kwargs, queue="intake").get(timeout=30))
+print(json.dumps([[a["status"], a["reason"], sorted(a["detail"])] for a in answers]))
+"""
+
+
+def test_a_stock_producers_json_that_orjson_refuses_is_still_answered(worker):
+    import subprocess
+    import sys
+
+    from config import get_settings
+
+    # Given a stock producer in its own process: kombu's json writes NaN, big integers and
+    # unpaired surrogate escapes, which orjson (the workers' codec) refuses to read
+    out = subprocess.run(
+        [sys.executable, "-c", STOCK_PRODUCER, get_settings().redis_url],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    ).stdout
+    # Then each is answered at the boundary
+    assert json.loads(out) == [
+        ["rejected", "invalid_input", ["content"]],
+        ["rejected", "invalid_input", ["user_id"]],
+        ["rejected", "invalid_input", ["content"]],
+    ]

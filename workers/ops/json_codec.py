@@ -40,9 +40,14 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     # str, as kombu's codec returns: the Redis transport and the result backend expect text.
-    return orjson.dumps(
-        value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-    ).decode()
+    try:
+        return orjson.dumps(
+            value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+        ).decode()
+    except orjson.JSONEncodeError:
+        # What orjson refuses and JSON allows (an integer over 64 bits, an unpaired surrogate):
+        # kombu's own encoder, as a stock producer would write it.
+        return kombu_json.dumps(value)
 
 
 def loads(payload: Any) -> Any:
@@ -50,7 +55,13 @@ def loads(payload: Any) -> Any:
     text = payload if isinstance(payload, str) else bytes(payload).decode(CONTENT_ENCODING)
     if _MARKER in text:  # a kombu type marker: kombu's decoder restores the value
         return kombu_json.loads(text)
-    return orjson.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # What a stock producer's json may write and orjson refuses (an unpaired surrogate
+        # escape, NaN, an integer over 64 bits): the standard library reads it, so the
+        # submission reaches the boundary and is answered instead of dropped undecoded.
+        return kombu_json.loads(text)
 
 
 def install() -> None:
