@@ -76,6 +76,8 @@ if _settings.uses_sentinel:
     # Ride out a failover (Sentinel's down-after-milliseconds plus the election) instead of
     # failing the publish or the result write: about 30 s of retries, then give up.
     result_backend_transport_options["retry_policy"] = {"timeout": 30.0}
+    result_backend_always_retry = True  # a result write during a failover waits for the new primary
+    result_backend_max_retries = 12  # 10 ms doubling, capped at 10 s: about 30 s in all
     task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 
 # Flower needs task events: received, started, succeeded, failed (workers/ops/flower.py).

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """The two quickstart commands, with nothing but Python 3.11 on the machine:
 
-    python3 dev.py demo    # the end-to-end demo
-    python3 dev.py test    # the test suite
-    python3 dev.py check   # the gates: format, lint, types, schema drift
+    python3 dev.py demo            # the end-to-end demo
+    python3 dev.py test            # the test suite
+    python3 dev.py check           # the gates: format, lint, types, schema drift
+    python3 dev.py litink ARGS...  # any litink command, run in .venv (e.g. litink --help)
 
 Each builds `.venv` and installs the project with its test extras when pyproject.toml has
-changed since the last install, then runs inside it. Without DATABASE_URL / REDIS_URL
-both start embedded Postgres and Redis under `.data/`. Extra arguments go to the command
-(`python3 dev.py test -k quota`, `python3 dev.py demo --latency-ms 50`).
+changed since the last install, then runs inside it. Without DATABASE_URL / REDIS_URL,
+`demo` and `test` start embedded Postgres and Redis under `.data/` and say so; `litink`
+commands need them set, or `litink --embedded ...`. Extra arguments go to the command
+(`python3 dev.py test -k quota`, `python3 dev.py demo --latency-ms 50`). To have `litink` on
+your PATH instead: `source .venv/bin/activate`.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def check() -> int:
 
 COMMANDS = {
     "demo": lambda args: [str(BIN / "litink"), "demo", *args],
+    "litink": lambda args: [str(BIN / "litink"), *args],
     "test": lambda args: [str(BIN / "python"), "-m", "pytest", "-q", *args],
     "bench": lambda args: [str(BIN / "python"), "-m", "bench.throughput", *args],
 }
@@ -76,7 +80,14 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if argv[0] == "check":
         return check()
-    return subprocess.call(COMMANDS[argv[0]](argv[1:]))
+    if argv[0] == "test":
+        missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+        if missing:
+            print(f"{' and '.join(missing)} unset: the tests start embedded servers under .data/test", flush=True)
+    try:
+        return subprocess.call(COMMANDS[argv[0]](argv[1:]))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

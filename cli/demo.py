@@ -57,7 +57,7 @@ def run_demo(latency_ms: int = 300) -> int:
     from config import get_catalog, get_settings
     from db.migrate import upgrade_to_head
 
-    services = use_services(database=True, redis=True, embedded=True)
+    services = use_services(database=True, redis=True, embedded=True, announce=False)
     say(
         "Postgres: "
         + (
@@ -211,6 +211,7 @@ def _wait_with_progress(client: Any, job_ids: list[str]) -> list[dict[str, Any]]
 
     pending, done = list(job_ids), {}
     deadline = time.monotonic() + 600
+    shown = ""  # without a terminal there is no bar: print each new state once instead
     with progress("jobs", on=console()) as bar:
         task = bar.add_task("jobs", total=len(job_ids), status="waiting")
         while pending and time.monotonic() < deadline:
@@ -219,8 +220,11 @@ def _wait_with_progress(client: Any, job_ids: list[str]) -> list[dict[str, Any]]
                 if result.ready():
                     done[job_id] = result.get()
                     pending.remove(job_id)
-            hint = _retry_hint(pending) if pending else ""
-            bar.update(task, completed=len(done), status=_status_line(done.values()) + hint)
+            status = _status_line(done.values()) + (_retry_hint(pending) if pending else "")
+            bar.update(task, completed=len(done), status=status)
+            if not console().is_terminal and status != shown and pending:
+                say(f"  {len(done)}/{len(job_ids)} finished: {status}")
+                shown = status
             time.sleep(0.3)
     say(f"  {len(done)}/{len(job_ids)} finished: {_status_line(done.values())}")
     if pending:

@@ -8,6 +8,7 @@ nothing here recognises still gets one line, naming its type.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,34 +72,41 @@ def _settings_invalid(exc: Any) -> str:
     return "invalid configuration: " + "; ".join(problems)
 
 
+def _is(exc: BaseException, module: str, *names: str) -> bool:
+    """``isinstance(exc, module.name)`` without importing ``module``: an exception of a library
+    this process never imported cannot be one of its classes (and the import would cost ~1 s)."""
+    loaded = sys.modules.get(module)
+    classes = tuple(c for c in (getattr(loaded, n, None) for n in names) if isinstance(c, type))
+    return bool(classes) and isinstance(exc, classes)
+
+
 def explain(exc: BaseException) -> str:
     """One line for ``exc``."""
-    import openai
-    import psycopg
-    import pydantic
-    import redis.exceptions
-    from kombu.exceptions import OperationalError as BrokerError
-
-    from workers.errors import LitinkError
-
     for cause in _chain(exc):
         if isinstance(cause, SettingError):
             return str(cause)
-        if isinstance(cause, pydantic.ValidationError):
+        if _is(cause, "pydantic", "ValidationError"):
             return _settings_invalid(cause)
-        if isinstance(cause, psycopg.OperationalError):
+        if _is(cause, "psycopg", "OperationalError"):
             return _postgres(cause)
-        if isinstance(cause, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | BrokerError):
+        if _is(cause, "psycopg.errors", "UndefinedTable", "UndefinedColumn"):
+            return (
+                f"Postgres at {_setting('DATABASE_URL')} is not at the newest schema ({_first_line(cause)});"
+                " run `litink migrate`"
+            )
+        if _is(cause, "redis.exceptions", "ConnectionError", "TimeoutError") or _is(
+            cause, "kombu.exceptions", "OperationalError"
+        ):
             return _redis(cause)
-        if isinstance(cause, openai.APIConnectionError):
+        if _is(cause, "openai", "APIConnectionError"):
             where = _setting("OPENROUTER_BASE_URL")
             reason = _first_line(cause.__cause__ or cause)
             return f"cannot reach OpenRouter at {where}: {reason}; check the network or OPENROUTER_BASE_URL"
-        if isinstance(cause, openai.AuthenticationError):
+        if _is(cause, "openai", "AuthenticationError"):
             return "OpenRouter refused the API key (OPENROUTER_API_KEY); set a valid key"
-        if isinstance(cause, openai.APIStatusError):
-            return f"OpenRouter answered {cause.status_code}: {_first_line(cause.message)}"
-        if isinstance(cause, LitinkError):
+        if _is(cause, "openai", "APIStatusError"):
+            return f"OpenRouter answered {getattr(cause, 'status_code', '?')}: {_first_line(cause)}"
+        if _is(cause, "workers.errors", "LitinkError"):
             return f"OpenRouter: {_first_line(cause)}"
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"

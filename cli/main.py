@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -62,7 +63,7 @@ def litink(debug: bool, embedded: bool) -> None:
 # -- set-up and development ------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES))
+@litink.command(epilog=epilog(*DATABASE))
 def migrate() -> None:
     """Bring the database to the newest schema."""
     from db.migrate import upgrade_to_head
@@ -97,7 +98,7 @@ def emulator(host: str, port: int, latency_ms: int) -> None:
 # -- jobs ------------------------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES))
+@litink.command(epilog=epilog("REDIS_URL", "REDIS_SENTINEL_MASTER"))
 @click.argument("kind", type=click.Choice(JOB_KINDS))
 @click.argument("user")
 @click.argument("content")
@@ -124,8 +125,7 @@ def submit(
     settings = get_settings()
     master = settings.redis_sentinel_master if settings.uses_sentinel else None
     client = LitinkClient(settings.require_redis_url(), transport_options={"master_name": master} if master else None)
-    consumers = _intake_consumers(client)
-    if not consumers:
+    if not client.intake_consumers(timeout=1.0):
         where = masked_url(settings.require_redis_url())
         if not no_wait:
             raise click.ClickException(
@@ -158,16 +158,7 @@ def submit(
         sys.exit(1)
 
 
-INTAKE_PING_TIMEOUT_S = 1.0
-
-
-def _intake_consumers(client: Any) -> list[str]:
-    """Names of the workers consuming ``intake`` that answered within a second."""
-    replies = client.app.control.inspect(timeout=INTAKE_PING_TIMEOUT_S).active_queues() or {}
-    return [worker for worker, queues in replies.items() if any(q.get("name") == "intake" for q in queues or [])]
-
-
-def _job_text(r: dict[str, Any]) -> str:
+def _job_text(r: Mapping[str, Any]) -> str:
     lines = [f"job {r['job_id']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else "")]
     for key in ("kind", "type", "tier", "model_used", "used_fallback", "retry_after"):
         if r.get(key) is not None:
@@ -242,7 +233,7 @@ SUBSCRIPTION_STATUS = {
 def _usage_text(report: dict[str, Any]) -> str:
     """The same names as the JSON (`videos`, `videos_per_month`, `analyses`, `spend_usd`)."""
     status = SUBSCRIPTION_STATUS.get(report["status"], f"subscription {report['status']}")
-    cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'])} cap"
+    cap = "no cap" if report["spend_cap_usd"] is None else f"of {display_usd(report['spend_cap_usd'], 'revenue')} cap"
     videos, analyses = report["videos"], report["analyses"]
     return (
         f"{report['user_id']}: tier {report['tier']} ({status}),"
@@ -422,7 +413,7 @@ def _reconcile_text(r: dict[str, Any]) -> str:
 # -- long-running processes ------------------------------------------------------------------
 
 
-@litink.command(epilog=epilog(*SERVICES, "FLOWER_BASIC_AUTH"))
+@litink.command(epilog=epilog("REDIS_URL", "REDIS_SENTINEL_MASTER", "FLOWER_BASIC_AUTH"))
 @click.option("--insecure-local", is_flag=True, help="no auth, bound to 127.0.0.1 only")
 @click.option("--port", type=int, default=FLOWER_PORT, help="Flower's HTTP port")
 def flower(insecure_local: bool, port: int) -> None:
@@ -433,7 +424,7 @@ def flower(insecure_local: bool, port: int) -> None:
     sys.exit(flower_main(["--port", str(port)] + (["--insecure-local"] if insecure_local else [])))
 
 
-@litink.command(epilog=epilog(*SERVICES, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
+@litink.command(epilog=epilog(*DATABASE, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
 @click.option("--host", default="0.0.0.0")
 @click.option("--port", type=int, help="[default: WEBHOOK_PORT]")
 def webhooks(host: str, port: int | None) -> None:

@@ -18,9 +18,15 @@ from devtools.embedded import Services
 CONNECT_TIMEOUT_S = 3
 
 
-def use_services(*, database: bool = True, redis: bool = False, embedded: bool | None = None) -> Services:
+def use_services(
+    *, database: bool = True, redis: bool = False, embedded: bool | None = None, announce: bool = True
+) -> Services:
     """Point this process (and its children) at the servers a command needs; raise
-    SettingError for a missing one, or the driver's error for an unreachable one."""
+    SettingError for a missing one, or the driver's error for an unreachable one.
+
+    ``embedded`` (default: the --embedded flag) starts development servers for what is unset;
+    with ``announce`` they are named on stderr and an embedded database is migrated (the demo
+    does both itself)."""
     from config import get_catalog, get_settings
 
     if embedded is None:
@@ -31,11 +37,17 @@ def use_services(*, database: bool = True, redis: bool = False, embedded: bool |
         from devtools.embedded import ensure_services
 
         services = ensure_services(postgres=database, redis=redis)
-        for name in services.embedded:
+        for name in services.embedded if announce else ():
             click.echo(f"using an embedded {name} under .data/ (development only)", err=True)
         os.environ.update(services.env())
         get_settings.cache_clear()
         get_catalog.cache_clear()
+        if announce and "postgres" in services.embedded:  # a development database is usable as is
+            from db.migrate import upgrade_to_head
+
+            before, after = upgrade_to_head(services.database_url)
+            if before != after:
+                click.echo(f"migrated the embedded postgres to {after}", err=True)
     else:
         services = Services(
             settings.require_database_url() if database else settings.database_url or "",
@@ -51,11 +63,8 @@ def use_services(*, database: bool = True, redis: bool = False, embedded: bool |
 def check_postgres(url: str) -> None:
     import psycopg
 
-    from db.session import sqlalchemy_url
-
-    with psycopg.connect(
-        sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://"), connect_timeout=CONNECT_TIMEOUT_S
-    ):
+    # libpq takes postgresql:// and postgres://, not SQLAlchemy's driver-qualified scheme.
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), connect_timeout=CONNECT_TIMEOUT_S):
         pass
 
 

@@ -85,6 +85,12 @@ class LitinkClient:
             job_id,
         )
 
+    def intake_consumers(self, timeout: float = 1.0) -> list[str]:
+        """The workers consuming ``intake`` that answer within ``timeout`` seconds (a control
+        broadcast, like ``celery inspect active_queues``): empty means a submission would wait."""
+        replies = self.app.control.inspect(timeout=timeout).active_queues() or {}
+        return [name for name, queues in replies.items() if any(q.get("name") == INTAKE_QUEUE for q in queues or [])]
+
     def result(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the job's final JobResult."""
         return self.app.AsyncResult(job_id).get(timeout=timeout)

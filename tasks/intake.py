@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from celery import states
+from celery import Signature, states
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from tasks.generation import run_job
@@ -43,10 +46,10 @@ class IntakeTask(LitinkTask):
     retry_backoff = True
     max_retries = 5
 
-    def on_replace(self, sig: Any) -> Any:
+    def on_replace(self, sig: Signature) -> Any:
         if self.request.is_eager:
             return super().on_replace(sig)
-        sig.delay()
+        _hand_over(sig)
         return None
 
     def answer(self, admission: Admission) -> QuietResult:
@@ -65,6 +68,28 @@ class IntakeTask(LitinkTask):
         else:
             notify_unrecorded(self.request.id, admission.notify_unrecorded, result)
         return result
+
+
+# A broker failover (Sentinel promoting a replica) takes a few seconds. kombu retries a publish
+# only on the errors it knows; when the connection is replaced under a producer's channel it
+# can surface as AttributeError ('NoneType' object has no attribute 'client'). The jobs row is
+# already written, so giving up here would strand the job: try again for a while instead. A
+# handover published twice is harmless (the tier task is idempotent).
+HANDOVER_ERRORS = (KombuOperationalError, RedisError, OSError, AttributeError)
+HANDOVER_ATTEMPTS = 15
+HANDOVER_PAUSE_S = 1.0
+
+
+def _hand_over(sig: Any, sleep: Any = time.sleep) -> None:
+    for attempt in range(1, HANDOVER_ATTEMPTS + 1):
+        try:
+            sig.delay()
+            return
+        except HANDOVER_ERRORS as exc:
+            if attempt == HANDOVER_ATTEMPTS:
+                raise
+            log.warning("handover not published (%s); trying again", type(exc).__name__)
+            sleep(HANDOVER_PAUSE_S)
 
 
 def _submit(task: IntakeTask, kind: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:

@@ -6,6 +6,8 @@ import pytest
 
 from workers.money import display_usd, exact_decimal
 
+pytestmark = pytest.mark.unit
+
 
 def test_costs_side_by_side_are_shown_with_the_same_number_of_decimals():
     shown = [display_usd(v) for v in (Decimal(0), "0.0000322", "0.00011250", Decimal("2.9760000000000003e-05"))]

@@ -17,8 +17,8 @@ from typing import Literal
 MoneyContext = Literal["cost", "revenue", "price"]
 
 # Decimals shown per context. Provider costs of one call are often below a cent of a cent;
-# eight places show them to 1e-8 USD. Revenue and list prices are whole cents. Per-token
-# prices go down to about 1e-8 USD per token, so ten places.
+# eight places show them to 1e-8 USD. Revenue, subscription prices and spend caps are whole
+# cents. Per-token prices go down to about 1e-8 USD per token, so ten places.
 DISPLAY_PLACES: dict[MoneyContext, int] = {"cost": 8, "revenue": 2, "price": 10}
 
 

@@ -49,11 +49,14 @@ footer { color: #8a92a3; font-size: 12px; margin-top: 28px; }
 
 
 def _shown(value: Any, style: str) -> str:
-    """How a report value reads on the page. Money and ratios keep the report's digits."""
+    """How a report value reads on the page: money with its context's fixed decimals, ratios
+    with the report's digits."""
     if value is None:
         return "n/a"
-    if style in ("cost", "revenue"):
-        return display_usd(value, style)
+    if style == "cost":
+        return display_usd(value, "cost")
+    if style == "revenue":
+        return display_usd(value, "revenue")
     if style == "ratio":
         return f"{format(Decimal(value).scaleb(2), 'f')}%"
     if style == "ms":
