@@ -5,6 +5,9 @@ Why each non-default setting is here:
 - acks_late + reject_on_worker_lost: a job is never lost to a crash; it can run twice, so
   every task is idempotent (see workers/pipeline/jobs.py).
 - prefetch 1: a worker never sits on messages it is not running, or priority would be hidden.
+- Postgres is the ledger: a job's lease (JOB_LEASE_SECONDS, heartbeated) decides when it was
+  abandoned, and the recovery task re-publishes from Postgres what the broker lost; the
+  visibility timeout only redelivers a message whose worker died (docs/architecture.md).
 - visibility_timeout: Redis redelivers a message not acked this many seconds after it was
   fetched. It must exceed the longest task (task_time_limit) plus any countdown we schedule
   (capped in workers/llm/model_chain.py), or a healthy task would be delivered twice.
@@ -23,6 +26,8 @@ from kombu import Queue
 
 from config import get_catalog, get_settings
 from config.tiers import BILLING_QUEUE
+from tasks.schedule import beat_schedule  # noqa: F401 - read by Celery beat
+from workers.ops.result_backend import backend_url
 
 BILLING_TASKS = (
     "litink.create_checkout_session",
@@ -36,7 +41,8 @@ _settings = get_settings()
 _catalog = get_catalog()
 
 broker_url = _settings.require_redis_url()  # a worker without REDIS_URL must not guess a broker
-result_backend = _settings.redis_url
+# Celery's Redis backend, except that a late RETRY never overwrites a final state.
+result_backend = backend_url(_settings.redis_url, sentinel=_settings.uses_sentinel) if _settings.redis_url else None
 broker_connection_retry_on_startup = True
 
 task_serializer = "json"
@@ -79,6 +85,11 @@ if _settings.uses_sentinel:
     result_backend_always_retry = True  # a result write during a failover waits for the new primary
     result_backend_max_retries = 12  # 10 ms doubling, capped at 10 s: about 30 s in all
     task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
+# A result stored while Redis restarts waits for it (backoff up to 10 s, about 2 minutes in
+# all) instead of turning a finished job into a FAILURE the producer would receive.
+result_backend_always_retry = True
+result_backend_max_retries = 20
+result_backend_base_sleep_between_retries_ms = 100
 
 # Flower needs task events: received, started, succeeded, failed (workers/ops/flower.py).
 # No `task-sent`: nothing reads it (Flower shows the states above without it, and stock

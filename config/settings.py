@@ -79,6 +79,23 @@ class Settings(BaseSettings):
     # Hard limit of one tier task; with the threads pool it is enforced by the HTTP timeouts.
     task_time_limit: int = 600
 
+    # The ledger (docs/architecture.md). A running job's lease, renewed by its worker's heartbeat;
+    # lease expiry, not the visibility timeout, decides that a job was abandoned.
+    job_lease_seconds: int = Field(default=30, ge=3)
+    # How often the recovery task runs (beat) and how old a queued job must be before recovery
+    # may decide that the broker lost its message.
+    recovery_interval_seconds: int = Field(default=20, ge=1)
+    recovery_grace_seconds: int = Field(default=60, ge=0)
+    # A job claimed more than this many times ends failed / poison.
+    max_deliveries: int = Field(default=5, ge=1)
+    # How long a worker keeps retrying to record an answer it already has (Postgres down).
+    settle_retry_seconds: int = Field(default=120, ge=0)
+    # How long intake rides out a Postgres outage (backoff retries) before it gives up.
+    intake_db_outage_seconds: int = Field(default=600, ge=0)
+    # Connections per process; threads wait for one (no overflow).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_timeout: float = Field(default=60.0, gt=0)
+
     # Tiers, quotas and limits.
     tier_catalog_path: str | None = None
     quota_period: Literal["calendar", "billing"] = "calendar"

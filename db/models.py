@@ -22,6 +22,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import Base, CreatedAt, Money, UtcTime
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "rejected")
+# pending: written before the request left; unknown: its worker died before the answer was recorded.
+CALL_STATUSES = ("pending", "ok", "retry", "fallback", "fatal", "unknown")
+COST_SOURCES = ("provider", "catalog", "config", "estimate", "none")
 SUBSCRIPTION_STATUSES = ("active", "past_due", "canceled")
 STRIPE_EVENT_STATES = ("received", "applied", "ignored", "failed")
 
@@ -46,6 +49,7 @@ class Job(Base):
     )
     notify: Mapped[str | None] = mapped_column(String(200), comment="task name sent the final JobResult")
     content_chars: Mapped[int] = mapped_column(comment="size of the submitted content")
+    content: Mapped[str | None] = mapped_column(Text, comment="the submitted input, what the tier task runs on")
     result_content: Mapped[str | None] = mapped_column(Text)
     model_used: Mapped[str | None] = mapped_column(String(128))
     used_fallback: Mapped[bool] = mapped_column(server_default=text("false"))
@@ -54,6 +58,10 @@ class Job(Base):
     cost_usd: Mapped[Money] = mapped_column(server_default=text("0"))
     quota_period: Mapped[date | None] = mapped_column(Date, comment="period the quota unit was taken from")
     quota_refunded: Mapped[bool] = mapped_column(server_default=text("false"))
+    reserved_usd: Mapped[Money] = mapped_column(
+        server_default=text("0"), comment="maximum cost held against the spend cap until settlement"
+    )
+    published_at: Mapped[UtcTime | None] = mapped_column(comment="last time a run_job message was published")
     lease_until: Mapped[UtcTime | None] = mapped_column(comment="a running tier task owns the job until then")
     deliveries: Mapped[int] = mapped_column(server_default=text("0"), comment="times a tier task claimed it")
     created_at: Mapped[CreatedAt]
@@ -68,11 +76,13 @@ class Job(Base):
         CheckConstraint("kind IN ('script', 'analysis')", name="kind"),
         UniqueConstraint("user_id", "idempotency_key"),
         Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_unfinished", "status", "lease_until", postgresql_where=text("status IN ('queued', 'running')")),
+        Index("ix_jobs_finished_at", "finished_at"),
     )
 
 
 class LlmCall(Base):
-    """One OpenRouter attempt, success or failure. Written once per (job, attempt)."""
+    """One OpenRouter attempt: written ``pending`` before the request leaves, completed after."""
 
     __tablename__ = "llm_calls"
 
@@ -86,19 +96,29 @@ class LlmCall(Base):
     completion_tokens: Mapped[int] = mapped_column(server_default=text("0"))
     cost_usd: Mapped[Money] = mapped_column(server_default=text("0"))
     cost_source: Mapped[str] = mapped_column(
-        String(16), comment="provider (usage.cost), catalog (model_prices), config (tier catalog) or none"
+        String(16),
+        comment="provider (usage.cost), catalog (model_prices), config (tier catalog), estimate (unknown) or none",
     )
-    status: Mapped[str] = mapped_column(String(16), comment="ok, retry, fallback or fatal")
+    status: Mapped[str] = mapped_column(String(16), comment="pending, ok, retry, fallback, fatal or unknown")
     error_class: Mapped[str | None] = mapped_column(String(64))
     http_status: Mapped[int | None]
-    latency_ms: Mapped[int]
+    latency_ms: Mapped[int] = mapped_column(server_default=text("0"))
     generation_id: Mapped[str | None] = mapped_column(String(128), comment="OpenRouter generation id")
+    estimate_usd: Mapped[Money] = mapped_column(
+        server_default=text("0"), comment="most this attempt can cost: the cost of an unknown attempt"
+    )
+    response_content: Mapped[str | None] = mapped_column(
+        Text, comment="an ok attempt's answer, so a later delivery settles without a second call"
+    )
     created_at: Mapped[CreatedAt]
+    completed_at: Mapped[UtcTime | None]
 
     __table_args__ = (
         UniqueConstraint("job_id", "attempt"),
-        CheckConstraint("cost_source IN ('provider', 'catalog', 'config', 'none')", name="cost_source"),
+        CheckConstraint(f"cost_source IN {COST_SOURCES}", name="cost_source"),
+        CheckConstraint(f"status IN {CALL_STATUSES}", name="status"),
         Index("ix_llm_calls_created_at", "created_at"),
+        Index("ix_llm_calls_pending", "job_id", postgresql_where=text("status = 'pending'")),
     )
 
 
@@ -153,6 +173,9 @@ class QuotaUsage(Base):
     scripts_used: Mapped[int] = mapped_column(server_default=text("0"))
     analyses_used: Mapped[int] = mapped_column(server_default=text("0"))
     spend_usd: Mapped[Money] = mapped_column(server_default=text("0"), comment="settled LLM cost")
+    reserved_usd: Mapped[Money] = mapped_column(
+        server_default=text("0"), comment="maximum cost of admitted, unsettled jobs"
+    )
     updated_at: Mapped[CreatedAt]
 
     __table_args__ = (CheckConstraint("scripts_used >= 0 AND analyses_used >= 0", name="non_negative"),)

@@ -23,17 +23,28 @@ def sqlalchemy_url(url: str) -> str:
 @lru_cache(maxsize=4)
 def _engine(url: str, pid: int) -> Engine:
     # Keyed by pid: a forked pool child must never share its parent's sockets.
+    settings = get_settings()
     return create_engine(
         sqlalchemy_url(url),
-        pool_size=20,
-        max_overflow=40,
+        # A small fixed pool per process: threads wait for a connection (cheap next to a
+        # provider call) instead of opening more than the server allows (max_connections).
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout,
         # No pre-ping: it costs a round trip per checkout (several per job). A connection
         # dropped by a Postgres restart invalidates the pool on first use, and the tasks
         # retry OperationalError (they are idempotent).
         pool_recycle=1800,
         # A database error's text must never quote a row: parameters carry user content.
         hide_parameters=True,
+        # No server-side prepared statements, so PgBouncer in transaction mode works.
+        connect_args={"prepare_threshold": None},
     )
+
+
+def pool_size() -> int:
+    """How many connections one process may open to one database."""
+    return get_settings().db_pool_size
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -199,6 +199,9 @@ def _outcome(call: Call, fault: str | None) -> Outcome:
         }
         return Outcome([], "error", prompt_tokens, error)
     reply = compose_reply(call.model.id, call.messages, call.max_tokens)
+    if fault == "unstorable":  # text Postgres cannot hold: a NUL byte and a lone surrogate
+        words = [*reply.words[:-1], reply.words[-1] + "\x00", "\ud800"]
+        return Outcome(words, reply.finish_reason, prompt_tokens)
     return Outcome(reply.words, reply.finish_reason, prompt_tokens)
 
 

@@ -134,7 +134,7 @@ ERROR_KINDS: dict[str, ErrorKind] = {
 }
 
 # Kinds that do not answer with an HTTP error of their own.
-SPECIAL_KINDS = ("hang", "finish_error", "non_json")
+SPECIAL_KINDS = ("hang", "finish_error", "non_json", "unstorable")
 
 FAULT_KINDS: tuple[str, ...] = tuple(ERROR_KINDS) + SPECIAL_KINDS
 

@@ -13,11 +13,13 @@ Behind Redis Sentinel, pass the Sentinel list and the master name:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
 
 INTAKE_QUEUE = "intake"
+RECONNECT_PAUSE = 0.5
 
 
 class LitinkClient:
@@ -31,6 +33,8 @@ class LitinkClient:
                 broker_transport_options=dict(transport_options),
                 result_backend_transport_options=dict(transport_options),
             )
+        errors = self.app.connection_for_read().connection_errors
+        self._connection_errors = tuple(e for e in errors if e is not KeyError)
 
     def _send(self, name: str, kwargs: dict[str, Any], task_id: str | None = None) -> str:
         # The message's kwargsrepr is what the task-sent event and Flower show: never the
@@ -92,8 +96,17 @@ class LitinkClient:
         return [name for name, queues in replies.items() if any(q.get("name") == INTAKE_QUEUE for q in queues or [])]
 
     def result(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
-        """Wait for the job's final JobResult."""
-        return self.app.AsyncResult(job_id).get(timeout=timeout)
+        """Wait for the job's final JobResult, riding out a Redis restart on the way (the
+        workers store the result again from Postgres if Redis lost it)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.1, deadline - time.monotonic())
+            try:
+                return self.app.AsyncResult(job_id).get(timeout=left)
+            except self._connection_errors:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                time.sleep(RECONNECT_PAUSE)
 
     def _call(self, name: str, kwargs: dict[str, Any], timeout: float) -> Any:
         return self.app.send_task(name, kwargs=kwargs, queue=INTAKE_QUEUE).get(timeout=timeout)

@@ -1,18 +1,26 @@
-"""The tier task: runs on ``tier.<name>`` at the tier's priority, calls the model chain
-and settles the job. Safe to deliver twice: a finished job returns its stored JobResult
-without calling the provider, and a job another delivery is running waits its turn."""
+"""The tier task: runs on ``tier.<name>`` at the tier's priority, reads its job from Postgres,
+calls the model chain and settles the job.
+
+The message carries only the job id: the ``jobs`` row is the whole job, so recovery can
+publish it again from Postgres. Safe to deliver any number of times: a finished job returns
+its stored JobResult without calling the provider; a job another delivery holds (or a job with
+no row) is left alone without storing anything, so a producer's ``get()`` only ever sees the
+final JobResult.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from celery import Task
+from celery.exceptions import Ignore
 
-from config import get_settings
+from config import get_catalog, get_settings
 from db.session import transaction
 from workers.app import app
 from workers.errors import DeferredRetry
@@ -23,34 +31,72 @@ from workers.pipeline.notify import notify_job
 
 log = logging.getLogger(__name__)
 
+# A delivery retried after a database error: 1, 2, 4, ... seconds, never zero.
+DB_RETRY_MAX_COUNTDOWN = 30
 
-@app.task(bind=True, name="litink.run_job", max_retries=None, autoretry_for=(OperationalError,), retry_backoff=True)
-def run_job(self, job_id, user_id, kind, type, tier, content, notify=None, queued_at=None):
+
+@lru_cache(maxsize=1)
+def _first_models() -> str:
+    """tier -> the first model of its chain, as the claim statement takes it (JSON)."""
+    return json.dumps({name: tier.models[0] for name, tier in get_catalog().tiers.items()})
+
+
+@app.task(bind=True, name="litink.run_job", max_retries=None)
+def run_job(
+    self: Task, job_id: str, queued_at: float | None = None, own_delivery: int | None = None, **_legacy: Any
+) -> dict[str, Any]:
     settings = get_settings()
-    # A countdown is held unacked by the worker; keep it well inside the visibility timeout.
-    max_countdown = settings.visibility_timeout / 2
-    with transaction() as conn:
-        claimed = jobs.claim(conn, job_id, lease=timedelta(seconds=settings.visibility_timeout))
-        if claimed is None:  # another delivery is running it right now
-            wait = min(jobs.lease_left(conn, job_id) + 1, max_countdown)
-            raise self.retry(countdown=wait)
+    try:
+        with transaction() as conn:
+            claimed = jobs.claim(
+                conn,
+                job_id,
+                lease_seconds=settings.job_lease_seconds,
+                first_models=_first_models(),
+                max_deliveries=settings.max_deliveries,
+                own_delivery=own_delivery,
+            )
+    except runner.DB_ERRORS as exc:
+        raise _retry_later(self, job_id, queued_at, own_delivery, exc) from exc
+    if claimed is None:
+        log.error("tier message for a job with no jobs row; dropped", extra={"job_id": job_id})
+        raise Ignore()
+    if isinstance(claimed, jobs.Busy):
+        raise Ignore()  # another delivery holds it (or recovery queued it again): it answers
     if not isinstance(claimed, jobs.Claim):
         return _finish(job_id, job_result(claimed))  # already finished: no second call, no second row
 
     if queued_at and claimed.delivery == 1:
-        metrics.queue_wait.labels(tier=tier).observe(max(0.0, time.time() - queued_at))
-    work = runner.Work(job_id, user_id, kind, type, tier, content)
+        metrics.queue_wait.labels(tier=claimed.tier).observe(max(0.0, time.time() - queued_at))
     try:
-        result = runner.run(work, claimed)
+        result = runner.run(claimed)
     except DeferredRetry as deferred:
         with transaction() as conn:
-            jobs.requeue(conn, claimed)
+            published = jobs.requeue(conn, claimed)
         log.info(
             "provider asked for a long wait; slot given back",
-            extra={"job_id": job_id, "tier": tier, "countdown": deferred.countdown},
+            extra={"job_id": job_id, "tier": claimed.tier, "countdown": deferred.countdown},
         )
-        raise self.retry(countdown=min(deferred.countdown, max_countdown))
+        # A countdown is held unacked by the worker; keep it well inside the visibility timeout.
+        countdown = max(1.0, min(deferred.countdown, settings.visibility_timeout / 2))
+        retry_kwargs = {"job_id": job_id, "queued_at": published.timestamp()}
+        raise self.retry(countdown=countdown, kwargs=retry_kwargs) from deferred
+    except runner.DB_ERRORS as exc:
+        raise _retry_later(self, job_id, queued_at, claimed.delivery, exc) from exc
+    if result is None:
+        raise Ignore()  # this delivery lost its claim: the one holding it answers
     return _finish(job_id, result)
+
+
+def _retry_later(self: Task, job_id: str, queued_at: float | None, own: int | None, exc: Exception) -> Exception:
+    """Postgres is unreachable: try again soon, taking this delivery's own claim back then."""
+    countdown = min(2 ** min(self.request.retries, 5), DB_RETRY_MAX_COUNTDOWN)
+    log.warning(
+        "database unavailable; delivery retried", extra={"job_id": job_id, "countdown": countdown, "own_delivery": own}
+    )
+    return self.retry(
+        countdown=countdown, kwargs={"job_id": job_id, "queued_at": queued_at, "own_delivery": own}, exc=exc
+    )
 
 
 def _finish(job_id: str, result: Mapping[str, Any]) -> QuietResult:

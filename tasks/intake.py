@@ -14,18 +14,31 @@ from typing import Any
 from celery import Signature, states
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import OperationalError
 
+from config import get_settings
 from tasks.generation import run_job
 from workers.app import app
 from workers.ops.task_base import LitinkTask
 from workers.pipeline.admission import Admission, admit
 from workers.pipeline.job_result import QuietResult, quiet
 from workers.pipeline.notify import notify_job, notify_unrecorded
+from workers.pipeline.runner import DB_ERRORS
 from workers.pipeline.validation import JobRequest, parse_submission
-from workers.quotas.periods import utcnow
 
 log = logging.getLogger(__name__)
+
+# Backoff while Postgres is unreachable: 1, 2, 4, ... 60 s (never 0: no jitter), for at least
+# INTAKE_DB_OUTAGE_SECONDS in total.
+INTAKE_RETRY_BACKOFF_MAX = 60
+
+
+def outage_retries(outage_seconds: float, backoff_max: int = INTAKE_RETRY_BACKOFF_MAX) -> int:
+    """How many backoff retries (1, 2, 4, ... capped) cover ``outage_seconds``."""
+    retries, waited = 0, 0
+    while waited < outage_seconds:
+        waited += min(2**retries, backoff_max)
+        retries += 1
+    return retries
 
 
 class IntakeTask(LitinkTask):
@@ -42,14 +55,23 @@ class IntakeTask(LitinkTask):
 
     ignore_result = True
     store_errors_even_if_ignored = True  # a system fault still reaches the producer's get()
-    autoretry_for = (OperationalError,)  # Postgres unreachable: admission is idempotent
+    autoretry_for = DB_ERRORS  # Postgres unreachable: admission is idempotent, wait it out
     retry_backoff = True
-    max_retries = 5
+    retry_backoff_max = INTAKE_RETRY_BACKOFF_MAX
+    retry_jitter = False  # full jitter can draw 0 s: a retry racing the state its predecessor stores
+    max_retries = outage_retries(get_settings().intake_db_outage_seconds)
 
     def on_replace(self, sig: Signature) -> Any:
         if self.request.is_eager:
             return super().on_replace(sig)
-        _hand_over(sig)
+        try:
+            _hand_over(sig)
+        except HANDOVER_ERRORS:
+            # The job is admitted (its row is committed): recovery publishes it from Postgres,
+            # and the producer's get() still receives the tier task's JobResult.
+            log.warning(
+                "hand-over not published (broker unreachable); recovery will", extra={"job_id": self.request.id}
+            )
         return None
 
     def answer(self, admission: Admission) -> QuietResult:
@@ -98,17 +120,11 @@ def _submit(task: IntakeTask, kind: str, args: Sequence[Any], kwargs: dict[str, 
     if admission.tier is None or not isinstance(submission, JobRequest):
         return task.answer(admission)
     req, tier = submission, admission.tier
+    assert admission.published_at is not None
+    # The jobs row is the whole job: the message carries its id and when it was published
+    # (recovery compares that with jobs.published_at to find a message the broker lost).
     handover = run_job.signature(
-        kwargs={
-            "job_id": req.job_id,
-            "user_id": req.user_id,
-            "kind": kind,
-            "type": req.type,
-            "tier": tier.name,
-            "content": req.content,
-            "notify": req.notify,
-            "queued_at": utcnow().timestamp(),
-        },
+        kwargs={"job_id": req.job_id, "queued_at": admission.published_at.timestamp()},
         queue=tier.queue,
         priority=tier.priority,
         # Flower, events and logs show this instead of the kwargs: never the user's content.

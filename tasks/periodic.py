@@ -11,6 +11,7 @@ from workers.errors import RetryableError
 from workers.llm import model_catalog
 from workers.llm.costs import catalog_prices
 from workers.llm.provider_account import ProviderAccount
+from workers.pipeline import recovery
 from workers.quotas import monthly_reset
 from workers.quotas.periods import utcnow
 from workers.reporting import reconcile
@@ -41,6 +42,12 @@ def refresh_model_prices() -> dict[str, Any]:
 def check_cost_alerts() -> dict[str, Any]:
     with transaction() as conn:
         return {"raised": check_cost_thresholds(conn, utcnow())}
+
+
+@app.task(name="litink.recover_jobs", ignore_result=True)
+def recover_jobs():
+    """Re-publish from Postgres what the broker lost (workers/pipeline/recovery.py)."""
+    return recovery.recover(app).summary()
 
 
 @app.task(name="litink.snapshot_provider_usage", autoretry_for=(RetryableError,), retry_backoff=30, max_retries=3)

@@ -1,8 +1,19 @@
 """The beat schedule. Times are UTC. Only one beat process may run (see docs/operations.md)."""
 
+from datetime import timedelta
+
 from celery.schedules import crontab
 
+from config import get_settings
+
 beat_schedule = {
+    # Postgres is the ledger: abandoned jobs (expired lease), messages the broker lost and
+    # results it dropped are published or stored again from Postgres. Safe to run twice.
+    "recover-jobs": {
+        "task": "litink.recover_jobs",
+        "schedule": timedelta(seconds=get_settings().recovery_interval_seconds),
+        "options": {"expires": get_settings().recovery_interval_seconds},
+    },
     # Close last month's usage and open the new month's rows. Counters are keyed by period,
     # so this only tidies and reports: correctness never waits for it.
     "reset-monthly-quotas": {

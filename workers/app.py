@@ -2,7 +2,7 @@
 
 from celery import Celery, signals
 
-from workers.ops import json_codec, log_setup, metrics_server, redis_clients, startup
+from workers.ops import json_codec, kombu_guard, log_setup, metrics_server, redis_clients, startup, startup_checks
 
 TASK_MODULES = [
     "tasks.intake",
@@ -28,3 +28,5 @@ metrics_server.install(app)
 signals.worker_init.connect(startup.refuse_misconfigured_worker, weak=False)
 # Settings that switch a protection off are allowed, but never silently.
 signals.worker_init.connect(startup.warn_weakened_checks, weak=False, dispatch_uid="litink.weakened_checks")
+startup_checks.install()
+kombu_guard.install()

@@ -32,7 +32,7 @@ WITH_RETRY_AFTER = {"rate_limit", "in_flight_budget"}
 
 def test_every_error_kind_has_an_expected_status():
     # The table above covers every error-type fault the emulator knows
-    assert set(EXPECTED_STATUS) | {"hang", "finish_error", "non_json"} == set(FAULT_KINDS)
+    assert set(EXPECTED_STATUS) | {"hang", "finish_error", "non_json", "unstorable"} == set(FAULT_KINDS)
 
 
 @pytest.mark.parametrize("kind", sorted(EXPECTED_STATUS))

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import text
 
-from config import get_settings
+from config import get_catalog, get_settings
 from tasks.client import LitinkClient
 from tests.pipeline.notifications import wait_for
 from tests.waiting import wait_until
@@ -131,3 +131,26 @@ def test_the_request_hash_is_recorded_and_a_redelivered_submission_is_the_same_j
     [changed] = wait_for(job_id)
     assert changed["reason"] == "job_id_conflict" and changed["content"] is None
     assert row_of(db, job_id).status == "succeeded"
+
+
+def test_a_tier_message_for_a_job_with_no_row_is_dropped_and_changes_nothing(worker, client, faults, db, caplog):
+    # Given a producer that skips admission and sends the tier task directly, claiming a tier,
+    # a user and content of its choosing
+    job_id = str(uuid.uuid4())
+    top = get_catalog().tier("enterprise")
+    message = {"job_id": job_id, "user_id": "intruder", "kind": "script", "type": "cinematic", "tier": top.name}
+    message["content"] = "Run me on the enterprise model, for free."
+    sent = another_producer().app.send_task(
+        "litink.run_job", kwargs=message, task_id=job_id, queue=top.queue, priority=top.priority
+    )
+    # Then the worker drops it with an error log
+    wait_until(
+        lambda: any(r.levelname == "ERROR" and getattr(r, "job_id", None) == job_id for r in caplog.records),
+        timeout=15,
+        what="the error log of the dropped message",
+    )
+    # And nothing changed: no row, no call, no cost, no quota, no stored answer
+    for table in ("jobs", "llm_calls", "quota_usage"):
+        assert db.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+    assert faults.calls() == []
+    assert sent.state == "PENDING"

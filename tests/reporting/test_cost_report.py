@@ -196,7 +196,7 @@ def test_models_report_failure_rates_and_latencies(march):
     deepseek = report["models"]["deepseek/deepseek-chat"]
     # Then anything but "ok" is a failure
     assert deepseek["calls"] == 3 and deepseek["failures"] == 2
-    assert deepseek["by_status"] == {"ok": 1, "retry": 0, "fallback": 1, "fatal": 1}
+    assert deepseek["by_status"] == {"ok": 1, "retry": 0, "fallback": 1, "fatal": 1, "unknown": 0, "pending": 0}
     assert deepseek["failure_rate"] == "0.6667"
     assert deepseek["avg_latency_ms"] == 117  # (100 + 200 + 50) / 3, rounded
     assert deepseek["p95_latency_ms"] == 200

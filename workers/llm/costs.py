@@ -1,9 +1,12 @@
-"""What a call cost, and the llm_calls row that records it (once per job and attempt).
+"""What a call cost, and the llm_calls row that records it: written ``pending`` before the
+request leaves (write-ahead), completed when the answer arrives.
 
 Cost of record, in order of preference:
 - ``provider``: OpenRouter's ``usage.cost`` on the response;
 - ``catalog``: tokens x the model's price in ``model_prices`` (synced from /models);
 - ``config``: tokens x the tier's fallback price in config/tiers.toml;
+- ``estimate``: the attempt is ``unknown`` (its worker died mid-call); the cost is the most
+  the call could have cost. Reports show it apart, as exposure;
 - ``none``: the call failed before any usage was reported; nothing was charged.
 """
 
@@ -20,12 +23,30 @@ from workers.errors import CallUsage
 
 CATALOG_TTL_SECONDS = 300
 CATALOG = text("SELECT model, prompt_price, completion_price FROM model_prices")
-RECORD_CALL = text(
-    "INSERT INTO llm_calls (job_id, attempt, tier, model, model_served, prompt_tokens, completion_tokens,"
-    " cost_usd, cost_source, status, error_class, http_status, latency_ms, generation_id)"
-    " VALUES (:j, :a, :tier, :model, :served, :p, :c, :cost, :source, :status, :err, :http, :lat, :gen)"
-    " ON CONFLICT (job_id, attempt) DO NOTHING"
+# The write-ahead row: committed before the request leaves. The attempt number is taken under
+# the job's row lock (FOR UPDATE) in the same statement, and only by the delivery that holds
+# the claim, so two deliveries never share one; a conflict on (job_id, attempt) is a bug and raises.
+OPEN_ATTEMPT = text(
+    "INSERT INTO llm_calls (job_id, attempt, tier, model, status, cost_source, estimate_usd)"
+    " SELECT j.id, (SELECT coalesce(max(attempt), 0) + 1 FROM llm_calls WHERE job_id = j.id), j.tier, :model,"
+    " 'pending', 'none', :estimate"
+    " FROM (SELECT id, tier FROM jobs WHERE id = :j AND deliveries = :d AND status = 'running' FOR UPDATE) AS j"
+    " RETURNING id, attempt"
 )
+# Completing a row: an `unknown` one too (a delivery that outlived its lease got its answer
+# after all; the real cost replaces the estimate).
+COMPLETE_ATTEMPT = text(
+    "UPDATE llm_calls SET status = :status, model_served = :served, prompt_tokens = :p, completion_tokens = :c,"
+    " cost_usd = :cost, cost_source = :source, error_class = :err, http_status = :http, latency_ms = :lat,"
+    " generation_id = :gen, response_content = :content, completed_at = now()"
+    " WHERE id = :id AND status IN ('pending', 'unknown') RETURNING id"
+)
+# An attempt whose worker died: its cost is the estimate written when it was opened.
+UNKNOWN = "status = 'unknown', cost_usd = estimate_usd, cost_source = 'estimate', completed_at = now()"
+MARK_UNKNOWN = text(f"UPDATE llm_calls SET {UNKNOWN}, error_class = :err WHERE id = :id AND status = 'pending'")
+# Prompt tokens are estimated generously (about 4 characters a token is typical), since the
+# estimate is what an unknown attempt is assumed to have cost and what admission reserves.
+CHARS_PER_TOKEN_ESTIMATE = 3
 
 
 class _CatalogPrices:
@@ -65,11 +86,48 @@ def price(conn: Connection, usage: CallUsage, model: str, tier: Tier) -> tuple[D
     return usage.prompt_tokens * tier.price.prompt + usage.completion_tokens * tier.price.completion, "config"
 
 
-def record_call(
+def model_price(conn: Connection, model: str, tier: Tier) -> tuple[Decimal, Decimal]:
+    """Per-token (prompt, completion) price: the catalog's, else the tier's configured price."""
+    listed = catalog_prices.get(conn, model)
+    return listed if listed is not None else (tier.price.prompt, tier.price.completion)
+
+
+def prompt_tokens_estimate(messages: list[dict[str, str]]) -> int:
+    chars = sum(len(m.get("content") or "") for m in messages)
+    return -(-chars // CHARS_PER_TOKEN_ESTIMATE) + 4 * len(messages)
+
+
+def attempt_estimate(conn: Connection, model: str, tier: Tier, prompt_tokens: int, max_tokens: int) -> Decimal:
+    """The most one call can cost: the estimated prompt plus every allowed completion token."""
+    prompt_price, completion_price = model_price(conn, model, tier)
+    return prompt_tokens * prompt_price + max_tokens * completion_price
+
+
+def job_maximum(conn: Connection, tier: Tier, prompt_tokens: int, max_tokens: int) -> Decimal:
+    """What admission reserves against the spend cap: one call at the chain's dearest model."""
+    return max(attempt_estimate(conn, model, tier, prompt_tokens, max_tokens) for model in tier.models)
+
+
+def open_attempt(conn: Connection, job_id: str, delivery: int, model: str, estimate: Decimal) -> tuple[int, int]:
+    """Write the pending row of the next attempt; returns (row id, attempt number).
+
+    Raises LookupError when the delivery no longer holds the job (its lease was taken over).
+    """
+    row = conn.execute(OPEN_ATTEMPT, {"j": job_id, "d": delivery, "model": model, "estimate": estimate}).first()
+    if row is None:
+        raise LookupError(f"job {job_id}: delivery {delivery} no longer holds the claim")
+    return row.id, row.attempt
+
+
+def mark_unknown(conn: Connection, call_id: int, error_class: str | None = None) -> None:
+    """An attempt whose outcome nobody knows: it costs its estimate, flagged ``estimate``."""
+    conn.execute(MARK_UNKNOWN, {"id": call_id, "err": error_class})
+
+
+def complete_attempt(
     conn: Connection,
+    call_id: int,
     *,
-    job_id: str,
-    attempt: int,
     tier: Tier,
     model: str,
     usage: CallUsage,
@@ -77,16 +135,14 @@ def record_call(
     latency_ms: int,
     error_class: str | None = None,
     http_status: int | None = None,
+    content: str | None = None,
 ) -> Decimal:
-    """Insert one attempt's row; a replay of the same (job, attempt) writes nothing."""
+    """Complete an attempt's row with what the provider answered; returns its cost."""
     cost, source = price(conn, usage, model, tier)
     conn.execute(
-        RECORD_CALL,
+        COMPLETE_ATTEMPT,
         {
-            "j": job_id,
-            "a": attempt,
-            "tier": tier.name,
-            "model": model,
+            "id": call_id,
             "served": usage.model_served,
             "p": usage.prompt_tokens,
             "c": usage.completion_tokens,
@@ -97,6 +153,7 @@ def record_call(
             "http": http_status,
             "lat": latency_ms,
             "gen": usage.generation_id,
+            "content": content,
         },
     )
     return cost

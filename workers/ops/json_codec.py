@@ -12,6 +12,9 @@ unacked hash) goes through the same two functions.
 - everything else (the common case: str, int, float, bool, None, list, tuple, dict) takes
   orjson's path, several times faster than the standard library's in both directions.
 
+Lone surrogates (``"\ud800"``, valid JSON that orjson refuses both ways) fall back to kombu's
+own codec, so such a message is read and answered like any other.
+
 One difference, on purpose: a ``uuid.UUID`` is encoded as its string (orjson has no hook for
 it), where kombu writes a marker; Celery and this project send ids as strings.
 """
@@ -44,9 +47,7 @@ def dumps(value: Any) -> str:
         return orjson.dumps(
             value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
         ).decode()
-    except orjson.JSONEncodeError:
-        # What orjson refuses and JSON allows (an integer over 64 bits, an unpaired surrogate):
-        # kombu's own encoder, as a stock producer would write it.
+    except TypeError:  # a lone surrogate or an integer over 64 bits (orjson refuses them): kombu's encoder
         return kombu_json.dumps(value)
 
 
@@ -58,9 +59,9 @@ def loads(payload: Any) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        # What a stock producer's json may write and orjson refuses (an unpaired surrogate
-        # escape, NaN, an integer over 64 bits): the standard library reads it, so the
-        # submission reaches the boundary and is answered instead of dropped undecoded.
+        # Valid JSON orjson refuses (a lone surrogate escape "\ud800", NaN, an integer over 64
+        # bits) that a stock producer may send: the standard decoder reads it, so the job gets a
+        # final state (an invalid_input answer at the boundary), not a lost message.
         return kombu_json.loads(text)
 
 

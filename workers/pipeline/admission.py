@@ -1,6 +1,7 @@
 """Admission at intake, in order: validate (validation.py, before any lookup), resolve the
-tier, check the job id's owner and the idempotency key, rate-limit, take a quota unit (under
-the spend cap) and write the jobs row.
+tier, check the job id's owner and the idempotency key, rate-limit, take a quota unit (reserving
+the job's maximum cost under the spend cap) and write the jobs row, content included: the row
+is the whole job.
 
 The quota unit and the jobs row are written in one transaction, so a redelivered intake
 message finds its row and never takes a second unit.
@@ -15,14 +16,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from config import get_catalog, get_settings
 from config.tiers import Tier
 from db.session import transaction
+from workers.llm import costs
 from workers.ops import metrics
 from workers.pipeline import jobs
 from workers.pipeline.job_result import FINISHED, JobResult, job_result, unrecorded_rejection
+from workers.pipeline.runner import prompt
+from workers.pipeline.storable import replacement_note, storable
 from workers.pipeline.validation import Invalid, JobRequest, size_errors
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow
@@ -48,6 +53,7 @@ class Admission:
     notify_row: str | None = None
     notify_unrecorded: dict[str, str] | None = None
     store: bool = True
+    published_at: datetime | None = None  # jobs.published_at: the hand-over's queued_at
 
 
 def admit(sub: JobRequest | Invalid) -> Admission:
@@ -83,13 +89,29 @@ def admit(sub: JobRequest | Invalid) -> Admission:
             )
 
         period = quota_period(now, st.period_start, st.period_end)
-        if not jobs.insert(conn, req, tier.name, status="queued", quota_period=period[0]):
+        # The jobs row is the whole job: the tier task (and recovery) read the content from it.
+        content, replaced = storable(req.content)
+        note = replacement_note("the content", replaced) if replaced else None
+        messages, max_tokens, _, _ = prompt(req.kind, req.type, content, tier)
+        max_cost = costs.job_maximum(conn, tier, costs.prompt_tokens_estimate(messages), max_tokens)
+        inserted = jobs.insert(
+            conn,
+            req,
+            tier.name,
+            status="queued",
+            quota_period=period[0],
+            content=content,
+            reserved_usd=max_cost,
+            detail=note,
+            published_at=now,
+        )
+        if not inserted:
             return _existing(conn, req, tier) or _conflict(req)  # a concurrent twin committed first
-        reservation = quotas.reserve(conn, req.user_id, req.kind, tier, period)
+        reservation = quotas.reserve(conn, req.user_id, req.kind, tier, period, max_cost)
         if not reservation.taken:
             jobs.reject(conn, req.job_id, reservation.reason, reservation.detail)
             return _rejected(conn, req, tier, reservation.reason)
-    return Admission(tier=tier)
+    return Admission(tier=tier, published_at=now)
 
 
 def _invalid(sub: Invalid) -> Admission:
@@ -121,7 +143,8 @@ def _existing(conn: Any, req: JobRequest, tier: Tier) -> Admission | None:
             return _conflict(req)
         if row.status in FINISHED:
             return Admission(job_result(row), notify_row=row.id)
-        return Admission(tier=get_catalog().tier(row.tier))  # the tier task is idempotent
+        # The tier task is idempotent: hand the job over again.
+        return Admission(tier=get_catalog().tier(row.tier), published_at=utcnow())
     if req.idempotency_key:
         row = jobs.find_by_key(conn, req.user_id, req.idempotency_key)
         if row is not None and row.request_sha256 in (None, req.request_sha256):

@@ -2,20 +2,29 @@
 can never move a job twice, and only the delivery that claimed a job may settle it.
 
     queued --claim--> running --settle--> succeeded | failed
-      ^                  |
-      +-- requeue -------+   (a long Retry-After: the worker slot is given back)
+      ^                  |  \
+      |                  |   +--(claimed more than MAX_DELIVERIES times)--> failed / poison
+      +-- requeue -------+   (a long Retry-After gives the slot back; recovery, after the lease expired)
     rejected (at intake, final)
+
+A claim holds a short lease (``JOB_LEASE_SECONDS``) that the worker's heartbeat renews
+(workers/pipeline/heartbeat.py); recovery (workers/pipeline/recovery.py) requeues a job whose
+lease ran out. The claim statement also writes the first attempt's ``pending`` llm_calls row,
+turns a dead delivery's pending rows into ``unknown`` and finds an ``ok`` attempt a dead
+delivery already paid for: one round trip.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
 
+from workers.llm.costs import UNKNOWN
 from workers.pipeline.job_result import FINISHED, JOB_COLUMNS
 from workers.pipeline.validation import Invalid, JobRequest
 from workers.quotas.periods import utcnow
@@ -25,33 +34,77 @@ FIND = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :j")
 FIND_BY_KEY = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = :u AND idempotency_key = :k")
 INSERT = text(
     "INSERT INTO jobs (id, user_id, kind, type, tier, status, reason, detail, retry_after,"
-    " idempotency_key, notify, content_chars, quota_period, finished_at, request_sha256)"
+    " idempotency_key, notify, content_chars, content, quota_period, reserved_usd, published_at, finished_at,"
+    " request_sha256)"
     " VALUES (:id, :u, :kind, :type, :tier, :status, :reason, CAST(:detail AS jsonb), :retry_after,"
-    " :key, :notify, :chars, :period, :finished, :sha)"
+    " :key, :notify, :chars, :content, :period, :reserved, :published, :finished, :sha)"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
 REJECT = text(
     "UPDATE jobs SET status = 'rejected', reason = :r, detail = CAST(:d AS jsonb), quota_period = NULL,"
-    " idempotency_key = NULL, finished_at = now() WHERE id = :j AND status = 'queued'"
+    " idempotency_key = NULL, reserved_usd = 0, content = NULL, finished_at = now()"
+    " WHERE id = :j AND status = 'queued'"
 )
+# A delivery retried after a database error takes its own claim back (``deliveries = :own``)
+# without counting a new delivery: it never waits on its own lease.
 CLAIM = text(
-    "UPDATE jobs SET status = 'running', deliveries = deliveries + 1, lease_until = :until,"
-    " started_at = coalesce(started_at, :now)"
-    " WHERE id = :j AND (status = 'queued' OR (status = 'running' AND lease_until < :now))"
-    " RETURNING deliveries,"
-    " (SELECT coalesce(max(attempt), 0) FROM llm_calls WHERE job_id = :j) AS last_attempt"
+    "WITH claimed AS ("
+    "  UPDATE jobs SET status = 'running', lease_until = now() + make_interval(secs => :lease),"
+    "   deliveries = CASE WHEN status = 'running' AND deliveries = :own THEN deliveries ELSE deliveries + 1 END,"
+    "   started_at = coalesce(started_at, now())"
+    "  WHERE id = :j AND (status = 'queued' OR (status = 'running' AND (lease_until < now() OR deliveries = :own)))"
+    "  RETURNING id, user_id, kind, type, tier, content, notify, deliveries, reserved_usd, detail),"
+    " lost AS ("
+    f"  UPDATE llm_calls SET {UNKNOWN} WHERE status = 'pending' AND job_id IN (SELECT id FROM claimed) RETURNING id),"
+    " answered AS ("
+    "  SELECT id, attempt, model, model_served FROM llm_calls WHERE job_id = :j AND status = 'ok'"
+    "  ORDER BY attempt DESC LIMIT 1),"
+    " opened AS ("
+    "  INSERT INTO llm_calls (job_id, attempt, tier, model, status, cost_source, estimate_usd)"
+    "  SELECT c.id, (SELECT coalesce(max(attempt), 0) + 1 FROM llm_calls WHERE job_id = :j), c.tier,"
+    "   CAST(:first_models AS jsonb) ->> c.tier, 'pending', 'none', c.reserved_usd"
+    "  FROM claimed c WHERE c.deliveries <= :max AND NOT EXISTS (SELECT 1 FROM answered)"
+    "  RETURNING id, attempt)"
+    " SELECT c.*, (SELECT count(*) FROM lost) AS lost, a.id AS answered_id, a.model AS answered_model,"
+    "  o.id AS call_id, o.attempt AS call_attempt"
+    " FROM claimed c LEFT JOIN answered a ON true LEFT JOIN opened o ON true"
 )
-LEASE_LEFT = text("SELECT extract(epoch FROM lease_until - now()) FROM jobs WHERE id = :j")
+ANSWER = text("SELECT response_content, model_served, model FROM llm_calls WHERE id = :id")
 REQUEUE = text(
-    "UPDATE jobs SET status = 'queued', lease_until = NULL WHERE id = :j AND deliveries = :d AND status = 'running'"
+    "UPDATE jobs SET status = 'queued', lease_until = NULL, published_at = :published"
+    " WHERE id = :j AND deliveries = :d AND status = 'running'"
 )
+# Settlement, in one statement: the job's final state with totals summed from its llm_calls
+# rows (estimates excluded: they are exposure, not cost), the spend, the reservation released,
+# and the quota unit given back when asked. Only the delivery holding the claim can settle.
 SETTLE = text(
-    "UPDATE jobs SET status = :status, reason = :reason, detail = CAST(:detail AS jsonb),"
-    " result_content = :content, model_used = :model, used_fallback = :fallback, lease_until = NULL,"
-    " finished_at = now(), prompt_tokens = t.p, completion_tokens = t.c, cost_usd = t.cost"
-    " FROM (SELECT coalesce(sum(prompt_tokens), 0) AS p, coalesce(sum(completion_tokens), 0) AS c,"
-    "       coalesce(sum(cost_usd), 0) AS cost FROM llm_calls WHERE job_id = :j) AS t"
-    f" WHERE jobs.id = :j AND jobs.deliveries = :d AND jobs.status = 'running' RETURNING {JOB_COLUMNS}"
+    "WITH t AS (SELECT coalesce(sum(prompt_tokens), 0) AS p, coalesce(sum(completion_tokens), 0) AS c,"
+    "   coalesce(sum(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost"
+    "   FROM llm_calls WHERE job_id = :j),"
+    " before AS (SELECT id, reserved_usd, quota_refunded FROM jobs WHERE id = :j),"
+    " settled AS ("
+    "  UPDATE jobs SET status = :status, reason = :reason, detail = CAST(:detail AS jsonb),"
+    "   result_content = :content, model_used = :model, used_fallback = :fallback, lease_until = NULL,"
+    "   finished_at = now(), prompt_tokens = t.p, completion_tokens = t.c, cost_usd = t.cost, reserved_usd = 0,"
+    "   quota_refunded = jobs.quota_refunded OR (:refund AND jobs.quota_period IS NOT NULL)"
+    "  FROM t WHERE jobs.id = :j AND jobs.deliveries = :d AND jobs.status = 'running'"
+    f"  RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}),"
+    " usage AS ("
+    "  UPDATE quota_usage q SET spend_usd = q.spend_usd + s.cost_usd,"
+    "   reserved_usd = greatest(q.reserved_usd - b.reserved_usd, 0),"
+    "   scripts_used = greatest(q.scripts_used - CASE WHEN :refund AND NOT b.quota_refunded AND s.kind = 'script'"
+    "    THEN 1 ELSE 0 END, 0),"
+    "   analyses_used = greatest(q.analyses_used - CASE WHEN :refund AND NOT b.quota_refunded"
+    "    AND s.kind = 'analysis' THEN 1 ELSE 0 END, 0),"
+    "   updated_at = now()"
+    "  FROM settled s, before b WHERE q.user_id = s.user_id AND q.period_start = s.quota_period"
+    "  RETURNING q.spend_usd)"
+    " SELECT settled.*, (SELECT spend_usd FROM usage) AS spend FROM settled"
+)
+HEARTBEAT = text(
+    "UPDATE jobs SET lease_until = now() + make_interval(secs => :lease)"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:ds AS integer[])) AS held(id, d)"
+    " WHERE jobs.id = held.id AND jobs.deliveries = held.d AND jobs.status = 'running'"
 )
 
 
@@ -94,6 +147,9 @@ def insert(
     reason: str | None = None,
     detail: Any = None,
     retry_after: int | None = None,
+    content: str | None = None,
+    reserved_usd: Decimal = Decimal(0),
+    published_at: datetime | None = None,
 ) -> bool:
     """Write the jobs row. False when it already exists (redelivery, or a reused idempotency key)."""
     row = conn.execute(
@@ -111,7 +167,10 @@ def insert(
             "key": req.idempotency_key,
             "notify": None if req.notify is None else json.dumps(req.notify),
             "chars": len(req.content),
+            "content": content,
             "period": quota_period,
+            "reserved": reserved_usd,
+            "published": published_at,
             "finished": utcnow() if status == "rejected" else None,
             "sha": req.request_sha256,
         },
@@ -140,7 +199,10 @@ def insert_invalid(conn: Connection, sub: Invalid, tier: str) -> bool:
             "key": None,
             "notify": None if sub.notify is None else json.dumps(sub.notify),
             "chars": 0,
+            "content": None,
             "period": None,
+            "reserved": 0,
+            "published": None,
             "finished": utcnow(),
             "sha": None,
         },
@@ -163,36 +225,94 @@ class Claim:
 
     job_id: str
     delivery: int  # jobs.deliveries after this claim; settles must match it
-    first_attempt: int  # llm_calls.attempt numbers continue after earlier deliveries'
+    user_id: str
+    kind: str
+    type: str
+    tier: str
+    content: str
+    notify: Any
+    detail: Any
+    call_id: int | None  # the first attempt's pending llm_calls row, written by the claim
+    call_attempt: int | None
+    answered_id: int | None  # an ok attempt a previous delivery paid for: settle from it
+    answered_model: str | None
+    lost_attempts: int  # pending rows of a dead delivery, now unknown
 
 
-def claim(conn: Connection, job_id: str, lease: timedelta) -> Claim | Any | None:
-    """Claim a queued job (or one whose lease ran out).
+@dataclass(frozen=True)
+class Busy:
+    """Another delivery holds a live lease on the job."""
 
-    Returns a Claim, or the finished job's row (nothing to do), or None while another
-    delivery holds a live lease.
+    status: str
+
+
+def claim(
+    conn: Connection,
+    job_id: str,
+    *,
+    lease_seconds: float,
+    first_models: str,
+    max_deliveries: int,
+    own_delivery: int | None = None,
+) -> Claim | Busy | Any | None:
+    """Claim a queued job (or one whose lease ran out, or this delivery's own).
+
+    Returns a Claim; the finished job's row (nothing to do); Busy while another delivery
+    holds a live lease or the job is queued for another message; None when the job has no row.
+    ``first_models`` is a JSON object tier -> first model of its chain.
     """
-    now = utcnow()
     row = conn.execute(
         CLAIM,
-        {"j": job_id, "now": now, "until": now + lease},
+        {
+            "j": job_id,
+            "lease": lease_seconds,
+            "own": own_delivery if own_delivery is not None else -1,
+            "first_models": first_models,
+            "max": max_deliveries,
+        },
     ).first()
     if row is not None:
-        return Claim(job_id, row.deliveries, row.last_attempt + 1)
+        return Claim(
+            job_id=job_id,
+            delivery=row.deliveries,
+            user_id=row.user_id,
+            kind=row.kind,
+            type=row.type,
+            tier=row.tier,
+            content=row.content or "",
+            notify=json.loads(row.notify) if row.notify else None,
+            detail=row.detail,
+            call_id=row.call_id,
+            call_attempt=row.call_attempt,
+            answered_id=row.answered_id,
+            answered_model=row.answered_model,
+            lost_attempts=row.lost,
+        )
     current = find(conn, job_id)
     if current is None:
-        raise LookupError(f"job {job_id} has no jobs row")
-    return current if current.status in FINISHED else None
+        return None
+    return current if current.status in FINISHED else Busy(current.status)
 
 
-def lease_left(conn: Connection, job_id: str) -> float:
-    left = conn.execute(LEASE_LEFT, {"j": job_id}).scalar()
-    return max(0.0, float(left or 0))
+def answer(conn: Connection, call_id: int) -> Any:
+    """The stored answer of an ok attempt: content, model served, model requested."""
+    return conn.execute(ANSWER, {"id": call_id}).first()
 
 
-def requeue(conn: Connection, claim: Claim) -> None:
-    """Give the job back to the queue (a Celery retry with a countdown follows)."""
-    conn.execute(REQUEUE, {"j": claim.job_id, "d": claim.delivery})
+def requeue(conn: Connection, claim: Claim) -> datetime:
+    """Give the job back to the queue (a Celery retry with a countdown follows, carrying the
+    returned time as its ``queued_at``). Its lease is released: no delivery waits on it."""
+    published = utcnow()
+    conn.execute(REQUEUE, {"j": claim.job_id, "d": claim.delivery, "published": published})
+    return published
+
+
+def heartbeat(conn: Connection, held: dict[str, int], lease_seconds: float) -> int:
+    """Renew the leases of every job this process holds (job id -> delivery), in one UPDATE."""
+    if not held:
+        return 0
+    ids, deliveries = zip(*held.items(), strict=True)
+    return conn.execute(HEARTBEAT, {"ids": list(ids), "ds": list(deliveries), "lease": lease_seconds}).rowcount
 
 
 def settle(
@@ -205,8 +325,11 @@ def settle(
     used_fallback: bool = False,
     reason: str | None = None,
     detail: Any = None,
+    refund: bool = False,
 ) -> Any:
-    """Finish a claimed job; totals are summed from its llm_calls rows in the same statement."""
+    """Finish a claimed job: totals, spend, reservation released and (``refund``) the unit back,
+    in one statement. Returns the job's row (with ``spend``), or None when this delivery no
+    longer holds the claim."""
     return conn.execute(
         SETTLE,
         {
@@ -218,5 +341,6 @@ def settle(
             "content": content,
             "model": model_used,
             "fallback": used_fallback,
+            "refund": refund,
         },
     ).first()

@@ -1,57 +1,83 @@
-"""Running one claimed job: prompt, model chain, cost rows, settlement.
+"""Running one claimed job: prompt, model chain, write-ahead attempt rows, settlement.
 
-Failed attempts are written as they happen (their cost is never lost, even if the worker
-dies later). The successful attempt, the job's settlement, the spend and a refund are
-written in one transaction.
+The ledger rule, as this module keeps it:
+- every provider call has its ``pending`` llm_calls row, committed before the request leaves
+  (the first one is written by the claim itself), completed when the answer arrives;
+- the successful attempt's row, with the answer, is committed as soon as the answer arrives;
+  settlement follows and is retried in process for ``SETTLE_RETRY_SECONDS``; a later delivery
+  that finds an ``ok`` attempt settles from it without calling the provider;
+- any exception that is not a provider error or a database outage ends the job ``failed`` /
+  ``internal_error`` with its unit refunded: a job is never left ``running`` by an exception.
+
+A database outage (``DB_ERRORS``) is not the job's fault: it propagates, and the task retries
+the delivery, which takes its own claim back.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from config import get_catalog, get_settings
 from config.prompts import analysis_messages, script_messages
 from config.tiers import Tier
 from db.session import transaction
-from workers.errors import FallbackError, FatalProviderError, ProviderError, RetryableError
+from workers.errors import CallUsage, DeferredRetry, FallbackError, FatalProviderError, ProviderError, RetryableError
 from workers.llm import costs
 from workers.llm.model_chain import run_chain
 from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
 from workers.pipeline import jobs
+from workers.pipeline.heartbeat import heartbeat
 from workers.pipeline.job_result import job_result
-from workers.quotas import allowance as quotas
+from workers.pipeline.storable import replacement_note, storable
 from workers.quotas import spend_alerts
 
 log = logging.getLogger(__name__)
 
+# Postgres unreachable or the pool exhausted: retry, never fail the job for it.
+DB_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
+RECORD_BACKOFF_MAX = 5.0
 
-@dataclass(frozen=True)
-class Work:
-    """What the tier task was handed: the job and its input."""
-
-    job_id: str
-    user_id: str
-    kind: str
-    type: str
-    tier: str
-    content: str
+T = TypeVar("T")
 
 
-def prompt(work: Work, tier: Tier) -> tuple[list[dict[str, str]], int, float, str | None]:
+class ClaimLost(Exception):
+    """Raised when this delivery no longer holds the job (recovery or another delivery took it)."""
+
+
+def prompt(kind: str, type_: str, content: str, tier: Tier) -> tuple[list[dict[str, str]], int, float, str | None]:
     """Messages, max_tokens, temperature, and a note when the content was cut."""
-    if work.kind == "script":
-        return script_messages(work.type, work.content), tier.max_tokens, tier.temperature, None
+    if kind == "script":
+        return script_messages(type_, content), tier.max_tokens, tier.temperature, None
     analysis = get_catalog().analysis
     note = None
-    if len(work.content) > analysis.max_chars:
-        note = f"analysed the first {analysis.max_chars} of {len(work.content)} characters"
-    content = work.content[: analysis.max_chars]
-    return analysis_messages(work.type, content), analysis.max_tokens, analysis.temperature, note
+    if len(content) > analysis.max_chars:
+        note = f"analysed the first {analysis.max_chars} of {len(content)} characters"
+    return analysis_messages(type_, content[: analysis.max_chars]), analysis.max_tokens, analysis.temperature, note
+
+
+def durably(write: Callable[[], T], *, what: str, job_id: str) -> T:
+    """Run a database write, retrying a database outage with bounded backoff
+    (``SETTLE_RETRY_SECONDS``): what it records was paid for and must not be lost."""
+    deadline = time.monotonic() + get_settings().settle_retry_seconds
+    wait = 0.25
+    while True:
+        try:
+            return write()
+        except DB_ERRORS:
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning("could not record %s; retrying", what, extra={"job_id": job_id, "wait": wait})
+            time.sleep(wait)
+            wait = min(wait * 2, RECORD_BACKOFF_MAX)
 
 
 def _outcome(error: ProviderError | None) -> str:
@@ -64,57 +90,61 @@ def _outcome(error: ProviderError | None) -> str:
     return "fatal"
 
 
-def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
-    """Call the tier's model chain for a claimed job and settle it. Returns the JobResult."""
-    tier = get_catalog().tier(work.tier)
-    messages, max_tokens, temperature, note = prompt(work, tier)
-    client = get_client()
-    attempt_no = claim.first_attempt
-    success: dict[str, Any] = {}
-    started = time.perf_counter()
+def _notes(*notes: Any) -> str | None:
+    kept = [n for n in notes if isinstance(n, str) and n]
+    return "; ".join(kept) or None
 
-    def call(model: str) -> Completion:
-        nonlocal started
-        started = time.perf_counter()
-        with provider_slot(model):
-            return client.complete(model, messages, max_tokens=max_tokens, temperature=temperature)
 
-    def on_attempt(model: str, error: ProviderError | None, completion: Completion | None) -> None:
-        nonlocal attempt_no
-        outcome = _outcome(error)
-        metrics.llm_calls.labels(model=model, outcome=outcome).inc()
-        if completion is not None:
-            metrics.llm_latency.labels(model=model).observe(completion.latency_ms / 1000)
-            success.update(attempt=attempt_no, model=model, completion=completion)
-        else:
-            latency_ms = int((time.perf_counter() - started) * 1000)
-            with transaction() as conn:  # a failed attempt is recorded at once
-                cost = costs.record_call(
-                    conn,
-                    job_id=work.job_id,
-                    attempt=attempt_no,
-                    tier=tier,
-                    model=model,
-                    usage=error.usage,
-                    status=outcome,
-                    latency_ms=latency_ms,
-                    error_class=type(error).__name__,
-                    http_status=error.status,
-                )
-            metrics.llm_cost.labels(tier=tier.name, model=model).inc(float(cost))
-            log.warning(
-                "provider call failed",
-                extra={
-                    "job_id": work.job_id,
-                    "tier": tier.name,
-                    "model": model,
-                    "error": type(error).__name__,
-                    "status": error.status,
-                },
-            )
-        attempt_no += 1
+@dataclass
+class _Attempt:
+    call_id: int
+    model: str
+    started: float
 
+
+def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+    """Run a claimed job to its final state. Returns the JobResult, or None when this delivery
+    lost its claim on the way (the delivery that holds it answers the producer)."""
+    tier = get_catalog().tier(claim.tier)
+    heartbeat.hold(claim.job_id, claim.delivery)
     try:
+        if claim.delivery > get_settings().max_deliveries:
+            return _poison(claim, tier)
+        if claim.answered_id is not None:
+            return _settle_from_answer(claim, tier)
+        return _call_and_settle(claim, tier, sleep)
+    except ClaimLost:
+        return None
+    except (DeferredRetry, *DB_ERRORS):
+        raise
+    except Exception as exc:  # settlement itself failed (a DataError, a bug): never leave it running
+        return _fail_internal(claim, tier, exc, None)
+    finally:
+        heartbeat.release(claim.job_id)
+
+
+def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None]) -> dict[str, Any] | None:
+    current: _Attempt | None = None
+    try:
+        messages, max_tokens, temperature, note = prompt(claim.kind, claim.type, claim.content, tier)
+        prompt_estimate = costs.prompt_tokens_estimate(messages)
+        client = get_client()
+        first = claim.call_id
+
+        def call(model: str) -> Completion:
+            nonlocal current, first
+            if first is not None and model == tier.models[0]:
+                call_id, first = first, None  # the claim wrote this attempt's pending row
+            else:
+                call_id = _open_attempt(claim, tier, model, prompt_estimate, max_tokens)
+            current = _Attempt(call_id, model, time.perf_counter())
+            with provider_slot(model):
+                return client.complete(model, messages, max_tokens=max_tokens, temperature=temperature)
+
+        def on_attempt(model: str, error: ProviderError | None, completion: Completion | None) -> None:
+            assert current is not None
+            _record(claim, tier, current, error, completion)
+
         served = run_chain(
             tier.models,
             call,
@@ -124,59 +154,180 @@ def run(work: Work, claim: jobs.Claim, sleep=time.sleep) -> dict[str, Any]:
             sleep=sleep,
         )
     except (RetryableError, FallbackError, FatalProviderError) as exc:
-        return _settle_failure(work, claim, tier, exc, note)
+        return _settle_failure(claim, tier, exc, _notes(claim.detail, note))
+    except (ClaimLost, DeferredRetry, *DB_ERRORS):
+        raise
+    except Exception as exc:  # a bug, an encoding error in the SDK: never leave the job running
+        return _fail_internal(claim, tier, exc, current)
 
-    completion = served.completion
-    with transaction() as conn:
-        cost = costs.record_call(
-            conn,
-            job_id=work.job_id,
-            attempt=success["attempt"],
-            tier=tier,
-            model=served.model,
-            usage=completion.usage,
-            status="ok",
-            latency_ms=completion.latency_ms,
+    content, replaced = storable(served.completion.content)
+    detail = _notes(claim.detail, note, replacement_note("the answer", replaced) if replaced else None)
+    return _settle_success(
+        claim,
+        tier,
+        content=content,
+        model_used=served.completion.usage.model_served or served.model,
+        used_fallback=served.used_fallback,
+        detail=detail,
+    )
+
+
+def _open_attempt(claim: jobs.Claim, tier: Tier, model: str, prompt_estimate: int, max_tokens: int) -> int:
+    def write() -> int:
+        with transaction() as conn:
+            estimate = costs.attempt_estimate(conn, model, tier, prompt_estimate, max_tokens)
+            try:
+                return costs.open_attempt(conn, claim.job_id, claim.delivery, model, estimate)[0]
+            except LookupError as exc:
+                raise ClaimLost(str(exc)) from exc
+
+    return write()  # nothing was sent yet: a database error here is retried by the task
+
+
+def _record(
+    claim: jobs.Claim, tier: Tier, attempt: _Attempt, error: ProviderError | None, completion: Completion | None
+) -> None:
+    """Complete the attempt's row, committed at once: success or failure, it was paid for."""
+    outcome = _outcome(error)
+    metrics.llm_calls.labels(model=attempt.model, outcome=outcome).inc()
+    if completion is not None:
+        metrics.llm_latency.labels(model=attempt.model).observe(completion.latency_ms / 1000)
+        usage, latency_ms, content = completion.usage, completion.latency_ms, storable(completion.content)[0]
+    else:
+        assert error is not None
+        usage, latency_ms, content = error.usage, int((time.perf_counter() - attempt.started) * 1000), None
+        log.warning(
+            "provider call failed",
+            extra={
+                "job_id": claim.job_id,
+                "tier": tier.name,
+                "model": attempt.model,
+                "error": type(error).__name__,
+                "status": error.status,
+            },
         )
-        row = jobs.settle(
-            conn,
-            claim,
-            status="succeeded",
-            content=completion.content,
-            model_used=completion.usage.model_served or served.model,
-            used_fallback=served.used_fallback,
-            detail=note,
-        )
-        if row is None:
-            return job_result(jobs.find(conn, work.job_id))  # another delivery settled it first
-        spend = quotas.add_spend(conn, work.user_id, row.quota_period, row.cost_usd) if row.quota_period else None
-    if spend is not None:
-        spend_alerts.check(work.user_id, tier, row.quota_period, spend)
-    metrics.llm_cost.labels(tier=tier.name, model=served.model).inc(float(cost))
-    if served.used_fallback:
-        metrics.fallbacks.labels(tier=tier.name, model=served.model).inc()
-    metrics.jobs.labels(tier=tier.name, kind=work.kind, status="succeeded").inc()
+
+    def write() -> Any:
+        with transaction() as conn:
+            return costs.complete_attempt(
+                conn,
+                attempt.call_id,
+                tier=tier,
+                model=attempt.model,
+                usage=usage,
+                status=outcome,
+                latency_ms=latency_ms,
+                error_class=None if error is None else type(error).__name__,
+                http_status=None if error is None else error.status,
+                content=content,
+            )
+
+    cost = durably(write, what="an attempt", job_id=claim.job_id)
+    metrics.llm_cost.labels(tier=tier.name, model=attempt.model).inc(float(cost))
+
+
+def _finish(claim: jobs.Claim, tier: Tier, **settlement: Any) -> dict[str, Any] | None:
+    def write() -> Any:
+        with transaction() as conn:
+            return jobs.settle(conn, claim, **settlement)
+
+    row = durably(write, what="a settlement", job_id=claim.job_id)
+    if row is None:
+        return None  # this delivery lost its claim; the one that holds it settles
+    if row.quota_period is not None and row.spend is not None and row.cost_usd:
+        spend_alerts.check(claim.user_id, tier, row.quota_period, row.spend)
+    metrics.jobs.labels(tier=tier.name, kind=claim.kind, status=row.status).inc()
     return job_result(row)
 
 
-def _settle_failure(
-    work: Work, claim: jobs.Claim, tier: Tier, error: ProviderError, note: str | None
-) -> dict[str, Any]:
-    detail = {"error": type(error).__name__, "message": str(error), "status": error.status}
+def _settle_success(
+    claim: jobs.Claim, tier: Tier, *, content: str, model_used: str, used_fallback: bool, detail: Any
+) -> dict[str, Any] | None:
+    if used_fallback:
+        metrics.fallbacks.labels(tier=tier.name, model=model_used).inc()
+    return _finish(
+        claim,
+        tier,
+        status="succeeded",
+        content=content,
+        model_used=model_used,
+        used_fallback=used_fallback,
+        detail=detail,
+    )
+
+
+def _settle_from_answer(claim: jobs.Claim, tier: Tier) -> dict[str, Any] | None:
+    """A previous delivery got the answer and died before settling: settle from its row."""
+    assert claim.answered_id is not None
+    with transaction() as conn:
+        answered = jobs.answer(conn, claim.answered_id)
+    log.info("settling from an answer already paid for", extra={"job_id": claim.job_id, "tier": tier.name})
+    return _settle_success(
+        claim,
+        tier,
+        content=answered.response_content or "",
+        model_used=answered.model_served or answered.model,
+        used_fallback=answered.model != tier.models[0],
+        detail=_notes(claim.detail),
+    )
+
+
+def _settle_failure(claim: jobs.Claim, tier: Tier, error: ProviderError, note: str | None) -> dict[str, Any] | None:
+    detail: dict[str, Any] = {"error": type(error).__name__, "message": str(error), "status": error.status}
     if note:
         detail["note"] = note
     if isinstance(error, FatalProviderError):
         log.error(
             "provider refused the account; operator action needed",
-            extra={"job_id": work.job_id, "tier": tier.name, "error": type(error).__name__},
+            extra={"job_id": claim.job_id, "tier": tier.name, "error": type(error).__name__},
         )
-    with transaction() as conn:
-        row = jobs.settle(conn, claim, status="failed", reason=error.reason, detail=detail)
-        if row is None:
-            return job_result(jobs.find(conn, work.job_id))
-        quotas.refund(conn, work.job_id)  # a provider failure gives the unit back
-        if row.quota_period and row.cost_usd:
-            quotas.add_spend(conn, work.user_id, row.quota_period, row.cost_usd)
-        row = jobs.find(conn, work.job_id)
-    metrics.jobs.labels(tier=tier.name, kind=work.kind, status="failed").inc()
-    return job_result(row)
+    return _finish(claim, tier, status="failed", reason=error.reason, detail=detail, refund=True)
+
+
+def _poison(claim: jobs.Claim, tier: Tier) -> dict[str, Any] | None:
+    log.error(
+        "job claimed too many times; failed as poison",
+        extra={"job_id": claim.job_id, "tier": tier.name, "deliveries": claim.delivery},
+    )
+    detail = {
+        "message": f"the job was claimed {claim.delivery} times without finishing (limit"
+        f" {get_settings().max_deliveries}); each worker that ran it stopped before it could settle",
+        "deliveries": claim.delivery,
+    }
+    return _finish(claim, tier, status="failed", reason="poison", detail=detail, refund=True)
+
+
+def _fail_internal(claim: jobs.Claim, tier: Tier, exc: Exception, current: _Attempt | None) -> dict[str, Any] | None:
+    """A fault of ours: the job fails ``internal_error``, its unit back, its attempt recorded."""
+    log.error(
+        "tier task failed with an internal error",
+        extra={"job_id": claim.job_id, "tier": tier.name, "error": type(exc).__name__},
+        exc_info=exc,
+    )
+    if current is not None:
+        # An encoding error is raised before the request is sent: nothing was charged. For
+        # anything else we cannot know, so the attempt is unknown at its estimate (exposure).
+        status = "fatal" if isinstance(exc, UnicodeError) else "unknown"
+
+        def write() -> None:
+            with transaction() as conn:
+                if status == "fatal":
+                    costs.complete_attempt(
+                        conn,
+                        current.call_id,
+                        tier=tier,
+                        model=current.model,
+                        usage=CallUsage(),
+                        status="fatal",
+                        latency_ms=0,
+                        error_class=type(exc).__name__,
+                    )
+                else:
+                    costs.mark_unknown(conn, current.call_id, type(exc).__name__)
+
+        durably(write, what="an attempt", job_id=claim.job_id)
+    detail = {
+        "error": type(exc).__name__,
+        "message": "the worker failed while running the job; an operator was alerted",
+    }
+    return _finish(claim, tier, status="failed", reason="internal_error", detail=detail, refund=True)

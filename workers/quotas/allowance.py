@@ -23,12 +23,16 @@ COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
 
 
 def _reserve_statement(column: str) -> TextClause:
+    # The spend cap counts settled spend plus the maximum cost of every admitted, unsettled job
+    # (reserved_usd), so a burst of concurrent submits overruns it by at most one job's maximum.
     return text(
-        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}) VALUES (:u, :s, :e, 1)"
+        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}, reserved_usd)"
+        " VALUES (:u, :s, :e, 1, :max)"
         f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + 1,"
-        " updated_at = now()"
+        " reserved_usd = quota_usage.reserved_usd + :max, updated_at = now()"
         f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} < CAST(:lim AS integer))"
-        "   AND (CAST(:cap AS numeric) IS NULL OR quota_usage.spend_usd < CAST(:cap AS numeric))"
+        "   AND (CAST(:cap AS numeric) IS NULL"
+        "        OR quota_usage.spend_usd + quota_usage.reserved_usd < CAST(:cap AS numeric))"
         f" RETURNING {column}"
     )
 
@@ -48,8 +52,16 @@ class Reservation:
     detail: dict[str, Any] | None = None
 
 
-def reserve(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Reservation:
-    """Take one unit of ``kind`` for ``user_id`` in ``period``, or say why not."""
+def reserve(
+    conn: Connection,
+    user_id: str,
+    kind: str,
+    tier: Tier,
+    period: tuple[date, date],
+    max_cost: Decimal = Decimal(0),
+) -> Reservation:
+    """Take one unit of ``kind`` for ``user_id`` in ``period`` and hold ``max_cost`` against the
+    spend cap until the job settles, or say why not."""
     COLUMN[kind]
     limit = tier.allowance(kind)
     cap = tier.spend_cap_usd
@@ -57,7 +69,7 @@ def reserve(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple
         return _refusal(conn, user_id, kind, tier, period)
     taken = conn.execute(
         RESERVE[kind],
-        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap},
+        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap, "max": max_cost},
     ).first()
     if taken is not None:
         return Reservation(True)
@@ -68,6 +80,7 @@ def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tupl
     row = _row(conn, user_id, period[0])
     used = getattr(row, COLUMN[kind], 0) if row else 0
     spend = row.spend_usd if row else Decimal(0)
+    reserved = row.reserved_usd if row else Decimal(0)
     limit = tier.allowance(kind)
     if limit is not None and used >= limit:
         noun = "scripts (videos)" if kind == "script" else "analyses"
@@ -88,6 +101,7 @@ def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tupl
         "spend_cap_reached",
         {
             "spend_usd": format(spend, "f"),
+            "reserved_usd": format(reserved, "f"),
             "spend_cap_usd": format(tier.spend_cap_usd, "f"),
             "period_start": period[0].isoformat(),
             "period_end": period[1].isoformat(),
@@ -98,7 +112,10 @@ def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tupl
 
 def _row(conn: Connection, user_id: str, period_start: date) -> Any:
     return conn.execute(
-        text("SELECT scripts_used, analyses_used, spend_usd FROM quota_usage WHERE user_id = :u AND period_start = :s"),
+        text(
+            "SELECT scripts_used, analyses_used, spend_usd, reserved_usd FROM quota_usage"
+            " WHERE user_id = :u AND period_start = :s"
+        ),
         {"u": user_id, "s": period_start},
     ).first()
 

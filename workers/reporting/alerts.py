@@ -108,7 +108,10 @@ def _post(url: str, payload: dict[str, Any]) -> None:
 
 def _cost_between(conn: Connection, start: datetime, end: datetime) -> Decimal:
     return conn.execute(
-        text("SELECT COALESCE(SUM(cost_usd), 0) FROM llm_calls WHERE created_at >= :start AND created_at < :end"),
+        text(
+            "SELECT COALESCE(SUM(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) FROM llm_calls"
+            " WHERE created_at >= :start AND created_at < :end"
+        ),
         {"start": start, "end": end},
     ).scalar_one()
 

@@ -328,6 +328,7 @@ def render_html(report: dict[str, Any]) -> str:
  {escape(report["currency"])}</p>
 <div class="cards">
 {_card(report, "Total cost", ("total_cost",), "cost")}
+{_card(report, "Exposure (estimated, not in cost)", ("exposure", "estimated_cost"), "cost")}
 {_card(report, "List revenue", ("total_revenue",), "revenue")}
 {_card(report, "Profit margin", ("profit_margin",), "ratio")}
 {_card(report, "Fallback rate", ("fallback_rate", "overall", "rate"), "ratio")}

@@ -10,7 +10,10 @@ that has no meaning (a margin without revenue, a rate without any jobs) is ``Non
 What each figure counts:
 
 - Cost: ``llm_calls.cost_usd`` of the calls made in the window, failed attempts included
-  (they are billed too), by the call's tier, its requested model and its UTC day.
+  (they are billed too), by the call's tier, its requested model and its UTC day. Estimates
+  are never in it: an ``unknown`` attempt (its worker died mid-call) costs an estimate
+  (``cost_source = 'estimate'``), reported apart as ``exposure``: what the provider may have
+  charged that nobody recorded.
 - Jobs, cost per job and fallbacks: the jobs submitted in the window. The cost of a job is
   the sum of all its calls; "finished" means succeeded or failed.
 - Revenue: today's ``active`` subscriptions (the table holds the current state, not a
@@ -150,6 +153,7 @@ def build_report(
         "profit_margin": _margin(total_revenue, total_cost),
         "cost_by_tier": {t: exact_decimal(c) for t, c in cost_by_tier.items()},
         "cost_by_model": {m: s["cost"] for m, s in models.items()},
+        "exposure": _exposure(conn, window, tiers),
         "cost_by_day": _cost_by_day(conn, window, first, last, tiers),
         "cost_per_job_by_tier": _cost_per_job(conn, window, tiers),
         "jobs_by_tier": _jobs_by_tier(conn, window, tiers),
@@ -183,7 +187,7 @@ def _tier_order(seen: set[str]) -> list[str]:
 def _costs_by_tier(conn: Connection, window: dict) -> dict[str, Decimal]:
     rows = conn.execute(
         text(
-            "SELECT tier, COALESCE(SUM(cost_usd), 0) AS cost FROM llm_calls"
+            "SELECT tier, COALESCE(SUM(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost FROM llm_calls"
             " WHERE created_at >= :start AND created_at < :end GROUP BY tier"
         ),
         window,
@@ -219,7 +223,8 @@ def _revenue(tiers: list[str], subscribers: dict[str, int], months: Fraction) ->
 def _cost_by_day(conn: Connection, window: dict, first: date, last: date, tiers: list[str]) -> list[dict[str, Any]]:
     rows = conn.execute(
         text(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, tier, SUM(cost_usd) AS cost FROM llm_calls"
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, tier,"
+            " SUM(cost_usd) FILTER (WHERE cost_source <> 'estimate') AS cost FROM llm_calls"
             " WHERE created_at >= :start AND created_at < :end GROUP BY 1, 2"
         ),
         window,
@@ -244,7 +249,8 @@ def _cost_per_job(conn: Connection, window: dict, tiers: list[str]) -> dict[str,
     rows = conn.execute(
         text(
             "SELECT j.tier, COUNT(*) AS jobs, COALESCE(SUM(c.cost), 0) AS cost FROM jobs j"
-            " LEFT JOIN (SELECT job_id, SUM(cost_usd) AS cost FROM llm_calls GROUP BY job_id) c ON c.job_id = j.id"
+            " LEFT JOIN (SELECT job_id, SUM(cost_usd) FILTER (WHERE cost_source <> 'estimate') AS cost"
+            "  FROM llm_calls GROUP BY job_id) c ON c.job_id = j.id"
             " WHERE j.status = 'succeeded' AND j.created_at >= :start AND j.created_at < :end GROUP BY j.tier"
         ),
         window,
@@ -301,7 +307,9 @@ def _model_stats(conn: Connection, window: dict) -> dict[str, dict[str, Any]]:
             " COUNT(*) FILTER (WHERE status = 'retry') AS retry,"
             " COUNT(*) FILTER (WHERE status = 'fallback') AS fallback,"
             " COUNT(*) FILTER (WHERE status = 'fatal') AS fatal,"
-            " COALESCE(SUM(cost_usd), 0) AS cost,"
+            " COUNT(*) FILTER (WHERE status = 'unknown') AS unknown,"
+            " COUNT(*) FILTER (WHERE status = 'pending') AS pending,"
+            " COALESCE(SUM(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost,"
             " ROUND(AVG(latency_ms))::int AS avg_latency_ms,"
             " percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms"
             " FROM llm_calls WHERE created_at >= :start AND created_at < :end"
@@ -314,7 +322,14 @@ def _model_stats(conn: Connection, window: dict) -> dict[str, dict[str, Any]]:
         failures = r.calls - r.ok
         out[r.model] = {
             "calls": r.calls,
-            "by_status": {"ok": r.ok, "retry": r.retry, "fallback": r.fallback, "fatal": r.fatal},
+            "by_status": {
+                "ok": r.ok,
+                "retry": r.retry,
+                "fallback": r.fallback,
+                "fatal": r.fatal,
+                "unknown": r.unknown,
+                "pending": r.pending,
+            },
             "failures": failures,
             "failure_rate": _ratio(failures, r.calls),
             "cost": exact_decimal(r.cost),
@@ -324,12 +339,41 @@ def _model_stats(conn: Connection, window: dict) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _exposure(conn: Connection, window: dict, tiers: list[str]) -> dict[str, Any]:
+    """Estimated cost of the attempts nobody recorded an answer for (``unknown``), by tier, and
+    how many attempts are still ``pending`` (in flight now, or of a worker not yet found dead)."""
+    rows = conn.execute(
+        text(
+            "SELECT tier, COUNT(*) FILTER (WHERE status = 'unknown') AS unknown,"
+            " COUNT(*) FILTER (WHERE status = 'pending') AS pending,"
+            " COALESCE(SUM(cost_usd) FILTER (WHERE cost_source = 'estimate'), 0) AS estimate FROM llm_calls"
+            " WHERE created_at >= :start AND created_at < :end AND status IN ('unknown', 'pending') GROUP BY tier"
+        ),
+        window,
+    )
+    cells = {r.tier: r for r in rows}
+    by_tier = {
+        t: {
+            "unknown_calls": cells[t].unknown if t in cells else 0,
+            "estimated_cost": exact_decimal(cells[t].estimate if t in cells else Decimal(0)),
+        }
+        for t in tiers
+    }
+    return {
+        "estimated_cost": exact_decimal(sum((r.estimate for r in cells.values()), Decimal(0))),
+        "unknown_calls": sum(r.unknown for r in cells.values()),
+        "pending_calls": sum(r.pending for r in cells.values()),
+        "by_tier": by_tier,
+        "rule": "attempts whose worker died mid-call: the estimated prompt plus max_tokens at the model's price",
+    }
+
+
 def _chain_stats(conn: Connection, window: dict) -> dict[tuple[str, str], tuple[int, int, Decimal]]:
     """(tier, model) -> (calls, ok calls, cost): a model's record inside one tier's chain."""
     rows = conn.execute(
         text(
             "SELECT tier, model, COUNT(*) AS calls, COUNT(*) FILTER (WHERE status = 'ok') AS ok,"
-            " COALESCE(SUM(cost_usd), 0) AS cost FROM llm_calls"
+            " COALESCE(SUM(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost FROM llm_calls"
             " WHERE created_at >= :start AND created_at < :end GROUP BY tier, model"
         ),
         window,

@@ -33,7 +33,9 @@ def text_report(report: dict[str, Any]) -> RenderableType:
     head = Text.assemble(
         (f"Cost and margin, {period['from']} to {period['to']} ({period['days']} days)\n", "bold"),
         f"  cost {display_usd(report['total_cost'])}   revenue {display_usd(report['total_revenue'], 'revenue')}"
-        f"   margin {_pct(report['profit_margin'])}",
+        f"   margin {_pct(report['profit_margin'])}\n",
+        f"  exposure (not in cost): {display_usd(report['exposure']['estimated_cost'])} estimated for"
+        f" {report['exposure']['unknown_calls']} unknown call(s); {report['exposure']['pending_calls']} pending",
     )
     tiers = _table(
         "By tier",

@@ -1,7 +1,7 @@
 """trust boundary: request hash for idempotency, notification record
 
 Revision ID: 0003
-Revises: 0006
+Revises: 0002
 Create Date: 2026-11-28 17:30:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0006"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

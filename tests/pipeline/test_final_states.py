@@ -1,0 +1,109 @@
+"""A job is never left running: unstorable text, a fault of ours and a job that keeps killing
+its workers each end in a final state with a reason, the quota unit given back when it failed."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+from config import get_catalog, get_settings
+
+
+def unit_and_reservation(db, user_id: str) -> tuple[int, int, object]:
+    row = db.execute(
+        text("SELECT scripts_used, analyses_used, reserved_usd FROM quota_usage WHERE user_id = :u"), {"u": user_id}
+    ).one()
+    return row.scripts_used, row.analyses_used, row.reserved_usd
+
+
+def test_a_nul_and_a_lone_surrogate_in_the_answer_are_replaced_and_the_detail_says_so(worker, client, faults, db):
+    # Given a provider whose answer holds a NUL byte and a lone surrogate
+    faults.inject("*", "unstorable")
+    # When a job runs
+    result = client.result(client.submit_analysis("nul-reader", "The quiet river."), timeout=30)
+    # Then it succeeds with the text made storable, and says what was replaced
+    assert result["status"] == "succeeded", result
+    assert "\x00" not in result["content"] and "\ufffd" in result["content"]
+    assert "cannot be stored" in result["detail"]
+    stored = db.execute(text("SELECT result_content FROM jobs WHERE id = :j"), {"j": result["job_id"]}).scalar()
+    assert stored == result["content"]
+    assert unit_and_reservation(db, "nul-reader")[1:] == (1, 0)
+
+
+def test_a_lone_surrogate_in_the_content_never_leaves_a_job_running(worker, client, faults, db):
+    # Given content a producer sent with a lone surrogate (valid JSON: "\ud800")
+    job_id = client.submit_analysis("surrogate-reader", "Half a character: \ud800 and a NUL \x00.")
+    # When it is submitted
+    result = client.result(job_id, timeout=30)
+    # Then the boundary rejects it (workers/pipeline/validation.py) before anything is reserved,
+    # and nothing stays running
+    assert result["status"] == "rejected" and result["reason"] == "invalid_input", result
+    assert "surrogates" in result["detail"]["content"]
+    assert db.execute(text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")).scalar() == 0
+    assert db.execute(text("SELECT count(*) FROM quota_usage WHERE user_id = 'surrogate-reader'")).scalar() == 0
+
+
+def test_an_exception_in_the_tier_task_fails_the_job_as_internal_error_and_refunds_its_unit(worker, client, faults, db):
+    # Given an admitted job whose row makes the tier task raise (an unknown type: a bug)
+    from workers.app import app
+
+    app.control.cancel_consumer("tier.free", reply=True)
+    try:
+        job_id = client.submit_script("bug-reader", "A story the code cannot handle.")
+        deadline = time.monotonic() + 10
+        while db.execute(text("SELECT count(*) FROM jobs WHERE id = :j"), {"j": job_id}).scalar() == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        db.execute(text("UPDATE jobs SET type = 'no-such-type' WHERE id = :j"), {"j": job_id})
+    finally:
+        app.control.add_consumer("tier.free", reply=True)
+    # When the tier task runs it
+    result = client.result(job_id, timeout=30)
+    # Then the job is failed / internal_error, its unit given back, its reservation released
+    assert (result["status"], result["reason"]) == ("failed", "internal_error"), result
+    assert unit_and_reservation(db, "bug-reader") == (0, 0, 0)
+    assert faults.calls() == []
+
+
+def test_a_job_claimed_more_than_max_deliveries_times_ends_as_poison(worker, client, faults, db):
+    # Given a job whose workers died MAX_DELIVERIES times while running it
+    from workers.app import app
+
+    limit = get_settings().max_deliveries
+    app.control.cancel_consumer("tier.free", reply=True)
+    try:
+        job_id = client.submit_script("poison-reader", "The page that crashes.")
+        deadline = time.monotonic() + 10
+        while db.execute(text("SELECT count(*) FROM jobs WHERE id = :j"), {"j": job_id}).scalar() == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        db.execute(
+            text(
+                "UPDATE jobs SET status = 'running', deliveries = :n, lease_until = now() - interval '1 second'"
+                " WHERE id = :j"
+            ),
+            {"j": job_id, "n": limit},
+        )
+    finally:
+        app.control.add_consumer("tier.free", reply=True)
+    # When it is delivered once more
+    result = client.result(job_id, timeout=30)
+    # Then it is failed / poison without another call, its unit back
+    assert (result["status"], result["reason"]) == ("failed", "poison"), result
+    assert result["detail"]["deliveries"] == limit + 1
+    assert unit_and_reservation(db, "poison-reader") == (0, 0, 0)
+    assert faults.calls() == []
+
+
+def test_a_tier_message_for_a_job_with_no_row_is_dropped(worker, client, faults, db):
+    # Given a tier message whose job does not exist
+    free = get_catalog().tier("free")
+    sent = client.app.send_task(
+        "litink.run_job", kwargs={"job_id": "no-such-job"}, task_id="no-such-job", queue=free.queue
+    )
+    # Then nothing is called, no row is written and no result is stored
+    time.sleep(1)
+    assert faults.calls() == []
+    assert db.execute(text("SELECT count(*) FROM jobs")).scalar() == 0
+    assert sent.state == "PENDING"

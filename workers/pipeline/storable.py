@@ -1,0 +1,27 @@
+"""Text made storable at the boundary: Postgres TEXT holds neither NUL nor a lone surrogate.
+
+A provider's answer (and, until producer-side validation refuses them, a producer's content)
+may carry both; storing them raises ``DataError`` or ``UnicodeEncodeError`` and would leave
+the job unfinishable. They are replaced with U+FFFD, and the caller says so in the job's detail.
+"""
+
+from __future__ import annotations
+
+import re
+
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> tuple[str, int]:
+    """``text`` with every NUL and lone surrogate replaced, and how many were replaced.
+
+    Python ``str`` holds surrogates only unpaired (a pair would be one code point), so every
+    code point in U+D800..U+DFFF is a lone surrogate.
+    """
+    cleaned, count = _UNSTORABLE.subn(REPLACEMENT, text)
+    return cleaned, count
+
+
+def replacement_note(what: str, count: int) -> str:
+    return f"{what} contained {count} character(s) that cannot be stored (NUL or lone surrogate), replaced with U+FFFD"
