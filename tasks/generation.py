@@ -44,7 +44,7 @@ def _first_models() -> str:
 @app.task(bind=True, name="litink.run_job", max_retries=None)
 def run_job(
     self: Task, job_id: str, queued_at: float | None = None, own_delivery: int | None = None, **_legacy: Any
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     settings = get_settings()
     try:
         with transaction() as conn:
