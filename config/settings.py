@@ -9,17 +9,19 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 DATA_DIR = Path(".data")  # local state: embedded servers, flower.db, the beat schedule
 DEFAULT_VISIBILITY_TIMEOUT = 3600
 DEFAULT_METRICS_PORT = 9808
 DEFAULT_WEBHOOK_PORT = 8081
+LOCAL_ADDRESS = "127.0.0.1"  # operator endpoints listen here unless told otherwise
+DEFAULT_NOTIFY_QUEUES = ("celery",)
 
 
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -123,7 +125,9 @@ class Settings(BaseSettings):
     # Stripe.
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
-    stripe_webhook_tolerance: int = 300
+    # Seconds a signature's timestamp may be old. 0 would switch the age check off (replays
+    # accepted forever), so it is refused.
+    stripe_webhook_tolerance: int = Field(default=300, gt=0)
     stripe_api_base: str | None = None  # a local fake in tests; unset means Stripe itself
     # How a plan change of a live subscription is billed: always_invoice charges (or credits) the
     # difference at once, create_prorations adds it to the next invoice, none does not prorate.
@@ -137,10 +141,31 @@ class Settings(BaseSettings):
     # Operations.
     flower_basic_auth: SecretStr | None = None
     metrics_port: int = DEFAULT_METRICS_PORT
+    metrics_host: str = LOCAL_ADDRESS
+    flower_address: str = LOCAL_ADDRESS
+    # Queues a producer may name in a submission's notify option (comma-separated). A worker
+    # publishes the JobResult there, so an open list would let producers feed any queue.
+    notify_queues: Annotated[tuple[str, ...], NoDecode] = DEFAULT_NOTIFY_QUEUES
     webhook_port: int = DEFAULT_WEBHOOK_PORT
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
     log_json: bool = True
     log_level: str = "INFO"
+
+    @field_validator("notify_queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(q.strip() for q in value.split(",") if q.strip())
+        return value
+
+    def weakened_checks(self) -> list[str]:
+        """Settings that switch a protection off on purpose; logged as warnings at start."""
+        found = []
+        if self.rate_limit_fail_open:
+            found.append(
+                "RATE_LIMIT_FAIL_OPEN=true: while Redis is unreachable, submissions are accepted without a rate limit"
+            )
+        return found
 
     @field_validator("database_url", "redis_url", "redis_sentinel_master", mode="before")
     @classmethod

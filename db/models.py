@@ -47,6 +47,9 @@ class Job(Base):
     detail: Mapped[Any | None] = mapped_column(JSONB)
     retry_after: Mapped[int | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    request_sha256: Mapped[str | None] = mapped_column(
+        String(64), comment="sha256 of kind, type and content; a reused idempotency key must match it"
+    )
     notify: Mapped[str | None] = mapped_column(String(200), comment="task name sent the final JobResult")
     content_chars: Mapped[int] = mapped_column(comment="size of the submitted content")
     content: Mapped[str | None] = mapped_column(Text, comment="the submitted input, what the tier task runs on")
@@ -68,6 +71,9 @@ class Job(Base):
     created_at: Mapped[CreatedAt]
     started_at: Mapped[UtcTime | None]
     finished_at: Mapped[UtcTime | None]
+    notified_at: Mapped[UtcTime | None] = mapped_column(
+        comment="when the final JobResult was sent to the notify task (once)"
+    )
 
     __table_args__ = (
         CheckConstraint(f"status IN {JOB_STATUSES}", name="status"),

@@ -35,6 +35,8 @@ def _engine(url: str, pid: int) -> Engine:
         # dropped by a Postgres restart invalidates the pool on first use, and the tasks
         # retry OperationalError (they are idempotent).
         pool_recycle=1800,
+        # A database error's text must never quote a row: parameters carry user content.
+        hide_parameters=True,
         # No server-side prepared statements, so PgBouncer in transaction mode works.
         connect_args={"prepare_threshold": None},
     )

@@ -37,7 +37,11 @@ class LitinkClient:
         self._connection_errors = tuple(e for e in errors if e is not KeyError)
 
     def _send(self, name: str, kwargs: dict[str, Any], task_id: str | None = None) -> str:
-        return self.app.send_task(name, kwargs=kwargs, queue=INTAKE_QUEUE, task_id=task_id).id
+        # The message's kwargsrepr is what the task-sent event and Flower show: never the
+        # content. Celery would otherwise put a 1024-character repr of it there.
+        return self.app.send_task(
+            name, kwargs=kwargs, queue=INTAKE_QUEUE, task_id=task_id, argsrepr="()", kwargsrepr=_summary(kwargs)
+        ).id
 
     def submit_script(
         self,
@@ -112,3 +116,14 @@ class LitinkClient:
 
     def usage(self, user_id: str, timeout: float = 30) -> dict[str, Any]:
         return self._call("litink.usage", {"user_id": user_id}, timeout)
+
+
+def _summary(kwargs: dict[str, Any]) -> str:
+    """The arguments without the content: its size instead, and whether options are set."""
+    shown = {
+        name: (f"<{len(value)} chars>" if name == "content" and isinstance(value, str) else value)
+        for name, value in kwargs.items()
+        if name in ("user_id", "content", "script_type", "analysis_type")
+    }
+    shown.update({name: "<set>" for name in ("idempotency_key", "notify") if kwargs.get(name) is not None})
+    return repr(shown)

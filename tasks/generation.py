@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -25,8 +26,8 @@ from workers.app import app
 from workers.errors import DeferredRetry
 from workers.ops import metrics
 from workers.pipeline import jobs, runner
-from workers.pipeline.job_result import job_result
-from workers.pipeline.validation import notify_target
+from workers.pipeline.job_result import QuietResult, job_result, quiet
+from workers.pipeline.notify import notify_job
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _first_models() -> str:
 @app.task(bind=True, name="litink.run_job", max_retries=None)
 def run_job(
     self: Task, job_id: str, queued_at: float | None = None, own_delivery: int | None = None, **_legacy: Any
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     settings = get_settings()
     try:
         with transaction() as conn:
@@ -63,7 +64,7 @@ def run_job(
     if isinstance(claimed, jobs.Busy):
         raise Ignore()  # another delivery holds it (or recovery queued it again): it answers
     if not isinstance(claimed, jobs.Claim):
-        return job_result(claimed)  # already finished: no second call, no second row
+        return _finish(job_id, job_result(claimed))  # already finished: no second call, no second row
 
     if queued_at and claimed.delivery == 1:
         metrics.queue_wait.labels(tier=claimed.tier).observe(max(0.0, time.time() - queued_at))
@@ -84,8 +85,7 @@ def run_job(
         raise _retry_later(self, job_id, queued_at, claimed.delivery, exc) from exc
     if result is None:
         raise Ignore()  # this delivery lost its claim: the one holding it answers
-    _notify(claimed.notify, result)
-    return result
+    return _finish(job_id, result)
 
 
 def _retry_later(self: Task, job_id: str, queued_at: float | None, own: int | None, exc: Exception) -> Exception:
@@ -99,8 +99,9 @@ def _retry_later(self: Task, job_id: str, queued_at: float | None, own: int | No
     )
 
 
-def _notify(notify: Any, result: dict[str, Any]) -> None:
-    target = notify_target(notify) if notify else None
-    if target is not None:
-        task_name, queue = target
-        app.send_task(task_name, args=[result], queue=queue)
+def _finish(job_id: str, result: Mapping[str, Any]) -> QuietResult:
+    """The tier task's answer. Notified once (the jobs row records it, so a redelivered
+    finished job sends nothing twice, and one that crashed before notifying sends it now);
+    returned with a summary repr, so its task-succeeded event and Flower carry no content."""
+    notify_job(job_id, result)
+    return quiet(result)

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from celery import Signature, Task, states
+from celery import Signature, states
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from config import get_settings
 from tasks.generation import run_job
 from workers.app import app
-from workers.pipeline import batch_types as batch
-from workers.pipeline.admission import admit
+from workers.ops.task_base import LitinkTask
+from workers.pipeline.admission import Admission, admit
+from workers.pipeline.job_result import QuietResult, quiet
+from workers.pipeline.notify import notify_job, notify_unrecorded
 from workers.pipeline.runner import DB_ERRORS
-from workers.pipeline.validation import JobRequest
+from workers.pipeline.validation import JobRequest, parse_submission
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def outage_retries(outage_seconds: float, backoff_max: int = INTAKE_RETRY_BACKOF
     return retries
 
 
-class IntakeTask(Task):
+class IntakeTask(LitinkTask):
     """Base of the submit tasks: replacement without Celery's Ignore.
 
     Stock ``Task.replace`` publishes the new signature and then raises ``Ignore`` so that the
@@ -71,8 +74,21 @@ class IntakeTask(Task):
             )
         return None
 
-    def answer(self, result: dict[str, Any]) -> dict[str, Any]:
-        self.backend.store_result(self.request.id, result, states.SUCCESS)
+    def answer(self, admission: Admission) -> QuietResult:
+        """Store an answer given at intake under the job id (the task id), then notify it."""
+        result = quiet(admission.result or {})
+        try:
+            if admission.store:
+                self.backend.store_result(self.request.id, result, states.SUCCESS)
+        except UnicodeEncodeError:
+            # A task id with an unpaired surrogate: no Redis client can name it, so no
+            # producer can be waiting on it either.
+            log.error("answer not stored: the task id cannot be encoded", extra={"reason": result["reason"]})
+            return result
+        if admission.notify_row is not None:
+            notify_job(admission.notify_row, result)
+        else:
+            notify_unrecorded(self.request.id, admission.notify_unrecorded, result)
         return result
 
 
@@ -98,12 +114,12 @@ def _hand_over(sig: Any, sleep: Any = time.sleep) -> None:
             sleep(HANDOVER_PAUSE_S)
 
 
-def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any, idempotency_key: Any, notify: Any):
-    req = JobRequest(task.request.id, kind, type_, user_id, content, idempotency_key, notify)
-    admission = admit(req)
-    if admission.tier is None:
-        return task.answer(admission.result)
-    tier = admission.tier
+def _submit(task: IntakeTask, kind: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    submission = parse_submission(kind, task.request.id, args, kwargs)
+    admission = admit(submission)
+    if admission.tier is None or not isinstance(submission, JobRequest):
+        return task.answer(admission)
+    req, tier = submission, admission.tier
     assert admission.published_at is not None
     # The jobs row is the whole job: the message carries its id and when it was published
     # (recovery compares that with jobs.published_at to find a message the broker lost).
@@ -112,19 +128,33 @@ def _submit(task: IntakeTask, kind: str, type_: str, user_id: Any, content: Any,
         queue=tier.queue,
         priority=tier.priority,
         # Flower, events and logs show this instead of the kwargs: never the user's content.
-        kwargsrepr=repr({"job_id": req.job_id, "kind": kind, "type": type_, "tier": tier.name}),
+        kwargsrepr=repr({"job_id": req.job_id, "kind": kind, "type": req.type, "tier": tier.name}),
+        argsrepr="()",
     )
     return task.replace(handover)
 
 
+# The contract is the documented keyword arguments. The tasks take *args and **kwargs so that
+# any other shape reaches the validation and is answered with an invalid_input JobResult,
+# instead of a TypeError raised by Celery before our code runs. `self` is positional-only, so
+# even an argument named "self" lands in kwargs.
+
+
 @app.task(bind=True, base=IntakeTask, name="litink.submit_script")
-def submit_script(self, user_id, content, script_type="cinematic", idempotency_key=None, notify=None):
-    """Write a script (cinematic, narration, educational, marketing) from the content."""
-    return _submit(self, "script", script_type, user_id, content, idempotency_key, notify)
+def submit_script(self: IntakeTask, /, *args: Any, **kwargs: Any) -> Any:
+    """Write a script (cinematic, narration, educational, marketing) from the content.
+
+    Keyword arguments: ``user_id``, ``content``, ``script_type="cinematic"``,
+    ``idempotency_key=None``, ``notify=None``.
+    """
+    return _submit(self, "script", args, kwargs)
 
 
 @app.task(bind=True, base=IntakeTask, name="litink.submit_analysis")
-def submit_analysis(self, user_id, content, analysis_type="summary", idempotency_key=None, notify=None):
-    """Analyse the content (summary, keywords, difficulty, genre, characters); a list of types
-    runs them together in one provider call (workers/pipeline/batch.py)."""
-    return _submit(self, "analysis", batch.normalise(analysis_type), user_id, content, idempotency_key, notify)
+def submit_analysis(self: IntakeTask, /, *args: Any, **kwargs: Any) -> Any:
+    """Analyse the content (summary, keywords, difficulty, genre, characters).
+
+    Keyword arguments: ``user_id``, ``content``, ``analysis_type="summary"``,
+    ``idempotency_key=None``, ``notify=None``.
+    """
+    return _submit(self, "analysis", args, kwargs)

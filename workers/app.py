@@ -17,7 +17,8 @@ TASK_MODULES = [
 json_codec.install()
 redis_clients.install()
 
-app = Celery("litink", include=TASK_MODULES)
+# Every task redacts its arguments and its database errors (workers/ops/task_base.py).
+app = Celery("litink", include=TASK_MODULES, task_cls="workers.ops.task_base:LitinkTask")
 app.config_from_object("celeryconfig")
 
 # Our structured logging replaces Celery's own set-up in worker and beat processes.
@@ -25,5 +26,7 @@ signals.setup_logging.connect(log_setup.configure, weak=False)
 metrics_server.install(app)
 # A worker refuses to start when it could only fail its jobs (e.g. OpenRouter without a key).
 signals.worker_init.connect(startup.refuse_misconfigured_worker, weak=False)
+# Settings that switch a protection off are allowed, but never silently.
+signals.worker_init.connect(startup.warn_weakened_checks, weak=False, dispatch_uid="litink.weakened_checks")
 startup_checks.install()
 kombu_guard.install()

@@ -14,6 +14,8 @@
           +-- GenerationNotFound        /generation does not know the id (yet, or any more)
      +-- BillingError                   Stripe: see workers/billing/errors.py
      +-- DeferredRetry                  the provider asked for a wait too long to hold a slot
+     +-- SystemFault                    Postgres or Redis unreachable past the task's retries
+     +-- DataRefused                    the database refused a row; the text names the job, never the data
 """
 
 from __future__ import annotations
@@ -107,3 +109,13 @@ class DeferredRetry(LitinkError):
         super().__init__(f"retry in {countdown:.0f}s: {cause}")
         self.countdown = countdown
         self.cause = cause
+
+
+class SystemFault(LitinkError):
+    """Raised when Postgres or Redis stayed unreachable past the task's retries: the only
+    exception a producer's ``AsyncResult.get()`` sees."""
+
+
+class DataRefused(LitinkError):
+    """Raised instead of a database error that could quote row data (``DataError``,
+    ``IntegrityError``): it carries a reason and the job id only."""

@@ -101,7 +101,7 @@ def test_the_command_line_never_holds_the_password():
     assert flower.flower_env(settings) == {"FLOWER_BASIC_AUTH": CREDENTIALS}
     assert argv[1:] == [
         "-m",
-        "celery",
+        "workers.ops.flower_guard",
         "-A",
         "workers.app",
         "flower",
@@ -109,6 +109,8 @@ def test_the_command_line_never_holds_the_password():
         "--persistent=True",
         "--db=/data/flower.db",
         f"--state_save_interval={flower.STATE_SAVE_INTERVAL_MS}",
+        "--read_only=True",
+        "--address=127.0.0.1",
     ]
     # And --insecure-local binds the loopback interface only
     insecure = flower.flower_argv(Settings(flower_basic_auth=None), insecure_local=True)

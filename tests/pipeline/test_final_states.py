@@ -3,7 +3,6 @@ its workers each end in a final state with a reason, the quota unit given back w
 
 from __future__ import annotations
 
-import json
 import time
 
 from sqlalchemy import text
@@ -35,15 +34,14 @@ def test_a_nul_and_a_lone_surrogate_in_the_answer_are_replaced_and_the_detail_sa
 def test_a_lone_surrogate_in_the_content_never_leaves_a_job_running(worker, client, faults, db):
     # Given content a producer sent with a lone surrogate (valid JSON: "\ud800")
     job_id = client.submit_analysis("surrogate-reader", "Half a character: \ud800 and a NUL \x00.")
-    # When the job runs
+    # When it is submitted
     result = client.result(job_id, timeout=30)
-    # Then it is final with a detail saying what was replaced, and nothing stays running
-    assert result["status"] in ("succeeded", "rejected", "failed"), result
-    if result["status"] == "succeeded":
-        assert "cannot be stored" in json.dumps(result["detail"])
+    # Then the boundary rejects it (workers/pipeline/validation.py) before anything is reserved,
+    # and nothing stays running
+    assert result["status"] == "rejected" and result["reason"] == "invalid_input", result
+    assert "surrogates" in result["detail"]["content"]
     assert db.execute(text("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")).scalar() == 0
-    if result["status"] != "succeeded":
-        assert unit_and_reservation(db, "surrogate-reader")[1] == 0
+    assert db.execute(text("SELECT count(*) FROM quota_usage WHERE user_id = 'surrogate-reader'")).scalar() == 0
 
 
 def test_an_exception_in_the_tier_task_fails_the_job_as_internal_error_and_refunds_its_unit(worker, client, faults, db):

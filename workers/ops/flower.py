@@ -13,6 +13,10 @@
   RabbitMQ's management API and is not used with Redis.
 - ``--persistent`` keeps Flower's task and worker state in ``<data dir>/flower.db`` across
   restarts, saved every ``STATE_SAVE_INTERVAL_MS`` as well as at shutdown.
+- It listens on ``FLOWER_ADDRESS`` (default 127.0.0.1): put a TLS reverse proxy in front to
+  reach it from elsewhere (docs/operations.md).
+- It watches but cannot act: ``--read_only`` plus ``workers.ops.flower_guard``, which answers
+  403 to the API that runs, revokes or aborts tasks, controls workers, or reads results.
 """
 
 from __future__ import annotations
@@ -47,12 +51,11 @@ def flower_argv(
     port: int = FLOWER_PORT,
     data_dir: Path | str = DATA_DIR,
 ) -> list[str]:
-    """The Flower command line. It never holds the credentials (see :func:`flower_env`);
-    ``settings`` is taken for symmetry with it, since nothing else in them belongs here."""
+    """The Flower command line. It never holds the credentials (see :func:`flower_env`)."""
     argv = [
         sys.executable,
         "-m",
-        "celery",
+        "workers.ops.flower_guard",  # the celery command, with Flower's acting API refused
         "-A",
         "workers.app",
         "flower",
@@ -60,9 +63,9 @@ def flower_argv(
         "--persistent=True",
         f"--db={Path(data_dir) / 'flower.db'}",
         f"--state_save_interval={STATE_SAVE_INTERVAL_MS}",
+        "--read_only=True",
+        f"--address={LOCAL_ADDRESS if insecure_local else settings.flower_address}",
     ]
-    if insecure_local:
-        argv.append(f"--address={LOCAL_ADDRESS}")
     return argv
 
 
@@ -104,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         log.info(
-            "Flower with basic authentication (%d credential(s)) on port %d", len(extra[AUTH_ENV].split(",")), args.port
+            "Flower with basic authentication (%d credential(s)) on %s:%d, read-only",
+            len(extra[AUTH_ENV].split(",")),
+            settings.flower_address,
+            args.port,
         )
 
     args.data_dir.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def dumps(value: Any) -> str:
         return orjson.dumps(
             value, default=_default, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
         ).decode()
-    except TypeError:  # a lone surrogate (orjson refuses it; JSON escapes it): kombu's encoder
+    except TypeError:  # a lone surrogate or an integer over 64 bits (orjson refuses them): kombu's encoder
         return kombu_json.dumps(value)
 
 
@@ -59,8 +59,9 @@ def loads(payload: Any) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        # Valid JSON orjson refuses: a lone surrogate escape ("\ud800") a stock producer may
-        # send. The standard decoder reads it, so the job gets a final state, not a lost message.
+        # Valid JSON orjson refuses (a lone surrogate escape "\ud800", NaN, an integer over 64
+        # bits) that a stock producer may send: the standard decoder reads it, so the job gets a
+        # final state (an invalid_input answer at the boundary), not a lost message.
         return kombu_json.loads(text)
 
 

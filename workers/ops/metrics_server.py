@@ -26,11 +26,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from config import get_settings
+from config.settings import LOCAL_ADDRESS
 
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-DEFAULT_ADDR = "0.0.0.0"
+DEFAULT_ADDR = LOCAL_ADDRESS  # unauthenticated: reachable from elsewhere only if METRICS_HOST says so
 
 _lock = threading.Lock()
 _server: Any = None
@@ -67,7 +68,7 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         if _server is not None:  # a second worker in one process (tests): keep the first endpoint
             return
         try:
-            _server = start_metrics_server(port)
+            _server = start_metrics_server(port, get_settings().metrics_host)
         except OSError as exc:
             log.warning(
                 "metrics endpoint not started: port %d unavailable (%s); set METRICS_PORT per process "

@@ -3,6 +3,7 @@ with one clear line, not fail every job later naming only the fallback model."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,6 +11,8 @@ from urllib.parse import urlsplit
 from config import Settings, get_settings
 
 OPENROUTER_HOST = "openrouter.ai"
+
+log = logging.getLogger(__name__)
 
 
 def configuration_problem(settings: Settings) -> str | None:
@@ -31,3 +34,9 @@ def refuse_misconfigured_worker(**_: Any) -> None:
     if problem:  # stderr, not the log: logging may not be set up yet, and one line is enough
         print(problem, file=sys.stderr, flush=True)
         raise SystemExit(2)
+
+
+def warn_weakened_checks(**_: Any) -> None:
+    """A ``worker_init`` receiver: each setting that switches a protection off, as a warning."""
+    for warning in get_settings().weakened_checks():
+        log.warning("weakened check: %s", warning)

@@ -1,15 +1,21 @@
-"""Admission at intake, in order: validate, resolve the tier, honour the idempotency key,
-rate-limit, take a quota unit (reserving the job's maximum cost under the spend cap) and
-write the jobs row, content included: the row is the whole job.
+"""Admission at intake, in order: validate (validation.py, before any lookup), resolve the
+tier, check the job id's owner and the idempotency key, rate-limit, take a quota unit (reserving
+the job's maximum cost under the spend cap) and write the jobs row, content included: the row
+is the whole job.
 
 The quota unit and the jobs row are written in one transaction, so a redelivered intake
 message finds its row and never takes a second unit.
+
+Identity: a job id belongs to the user who created it; a submission with another user's id,
+or with its own id but a different request, is ``job_id_conflict`` and learns nothing of the
+existing job. A reused idempotency key returns the original job when the request is the same
+(``jobs.request_sha256``), and is ``idempotency_conflict`` otherwise.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +26,10 @@ from workers.llm import costs
 from workers.ops import metrics
 from workers.pipeline import batch_types as batch
 from workers.pipeline import jobs
-from workers.pipeline.job_result import FINISHED, job_result, unrecorded_rejection
+from workers.pipeline.job_result import FINISHED, JobResult, job_result, unrecorded_rejection
 from workers.pipeline.runner import prompt
 from workers.pipeline.storable import replacement_note, storable
-from workers.pipeline.validation import JobRequest, shape_errors, size_errors
+from workers.pipeline.validation import Invalid, JobRequest, size_errors
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow
 from workers.quotas.rate_limit import user_rate_limiter
@@ -34,31 +40,38 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Admission:
-    """Either a JobResult to return now, or a job to hand over to its tier queue."""
+    """Either a JobResult to return now, or a job to hand over to its tier queue.
 
-    result: dict[str, Any] | None = None
+    ``notify_row`` names the jobs row whose notification this answer owes (recorded there,
+    once); ``notify_unrecorded`` is the target of an answer that has no row of its own.
+    ``store`` is False when the task id is another job's: the answer must not take that job's
+    place in the result backend (Celery never replaces a stored SUCCESS, so the owner's result
+    would be lost if the conflict were stored first).
+    """
+
+    result: JobResult | None = None
     tier: Tier | None = None
+    notify_row: str | None = None
+    notify_unrecorded: dict[str, str] | None = None
+    store: bool = True
     published_at: datetime | None = None  # jobs.published_at: the hand-over's queued_at
 
 
-def admit(req: JobRequest) -> Admission:
-    errors = shape_errors(req)
-    if "user_id" in errors:
-        metrics.rejections.labels(tier="unknown", reason="invalid_input").inc()
-        return Admission(unrecorded_rejection(req.job_id, req.kind, req.type, None, "invalid_input", errors))
-
+def admit(sub: JobRequest | Invalid) -> Admission:
+    if isinstance(sub, Invalid):
+        return _invalid(sub)
+    req = sub
     now = utcnow()
     with transaction() as conn:
         st = standing(conn, req.user_id, now)
         tier = st.tier
-        existing = _existing(conn, req)
-        if existing is not None:
-            return _resume(existing, req)
+        known = _existing(conn, req, tier)
+        if known is not None:
+            return known
 
-        if "content" not in errors:
-            errors |= size_errors(req.content, tier.max_content_chars, tier.name)
-        if errors:
-            return _reject(conn, req, tier, "invalid_input", errors)
+        errors = size_errors(req.content, tier.max_content_chars, tier.name)
+        if errors:  # an invalid request spends no idempotency key
+            return _reject(conn, replace(req, idempotency_key=None), tier, "invalid_input", errors)
 
         settings = get_settings()
         limiter = user_rate_limiter(
@@ -71,7 +84,10 @@ def admit(req: JobRequest) -> Admission:
                 "message": f"More than {tier.requests_per_minute} requests per minute on the {tier.name} tier.",
                 "limit_per_minute": tier.requests_per_minute,
             }
-            return _reject(conn, req, tier, reason, detail, retry_after=decision.retry_after)
+            # The key is not spent: the producer is told to retry after retry_after, with it.
+            return _reject(
+                conn, replace(req, idempotency_key=None), tier, reason, detail, retry_after=decision.retry_after
+            )
 
         period = quota_period(now, st.period_start, st.period_end)
         # The jobs row is the whole job: the tier task (and recovery) read the content from it.
@@ -91,7 +107,7 @@ def admit(req: JobRequest) -> Admission:
             published_at=now,
         )
         if not inserted:
-            return _resume(_existing(conn, req), req)  # a concurrent twin committed first
+            return _existing(conn, req, tier) or _conflict(req)  # a concurrent twin committed first
         reservation = quotas.reserve(
             conn, req.user_id, req.kind, tier, period, max_cost, units=batch.units(req.kind, req.type)
         )
@@ -101,32 +117,71 @@ def admit(req: JobRequest) -> Admission:
     return Admission(tier=tier, published_at=now)
 
 
-def _existing(conn, req: JobRequest) -> Any:
-    """The job this submission already is: a redelivery (same id) or a reused idempotency key."""
+def _invalid(sub: Invalid) -> Admission:
+    """A malformed submission. Recorded as a rejected row when its id and user are valid
+    (so it is notified once and ``job_status`` finds it); answered without a row otherwise."""
+    if not sub.recordable or sub.user_id is None:
+        metrics.rejections.labels(tier="unknown", reason="invalid_input").inc()
+        result = unrecorded_rejection(sub.job_id, sub.kind, sub.type, None, "invalid_input", sub.errors)
+        return Admission(result, notify_unrecorded=sub.notify)
+    with transaction() as conn:
+        tier = standing(conn, sub.user_id, utcnow()).tier
+        if not jobs.insert_invalid(conn, sub, tier.name):
+            row = jobs.find(conn, sub.job_id)
+            if row is None or row.user_id != sub.user_id or row.reason != "invalid_input":
+                return _conflict(sub)
+            return Admission(job_result(row), notify_row=row.id)  # this rejection, redelivered
+        metrics.rejections.labels(tier=tier.name, reason="invalid_input").inc()
+        metrics.jobs.labels(tier=tier.name, kind=sub.kind, status="rejected").inc()
+        log.info("job rejected", extra={"job_id": sub.job_id, "user_id": sub.user_id, "reason": "invalid_input"})
+        return Admission(job_result(jobs.find(conn, sub.job_id)), notify_row=sub.job_id)
+
+
+def _existing(conn: Any, req: JobRequest, tier: Tier) -> Admission | None:
+    """The answer when this submission is not new: a redelivery (same id, same user, same
+    request), someone else's id, or a reused idempotency key."""
     row = jobs.find(conn, req.job_id)
-    if row is None and req.idempotency_key:
+    if row is not None:
+        if row.user_id != req.user_id or row.request_sha256 not in (None, req.request_sha256):
+            return _conflict(req)
+        if row.status in FINISHED:
+            return Admission(job_result(row), notify_row=row.id)
+        # The tier task is idempotent: hand the job over again.
+        return Admission(tier=get_catalog().tier(row.tier), published_at=utcnow())
+    if req.idempotency_key:
         row = jobs.find_by_key(conn, req.user_id, req.idempotency_key)
-    return row
+        if row is not None and row.request_sha256 in (None, req.request_sha256):
+            return Admission(job_result(row))  # the original job, which notifies for itself
+        if row is not None:
+            detail = {
+                "message": "this idempotency key was used for a different request (kind, type or content);"
+                " use a new key, or resend the original request",
+                "original_job_id": row.id,
+            }
+            return _reject(conn, replace(req, idempotency_key=None), tier, "idempotency_conflict", detail)
+    return None
 
 
-def _resume(row: Any, req: JobRequest) -> Admission:
-    """A finished job answers with its result. An unfinished one is handed over again when
-    this is its own redelivered message (the tier task is idempotent); a reused key with a
-    new id points the producer at the original job instead."""
-    if row.status in FINISHED or row.id != req.job_id:
-        return Admission(job_result(row))
-    return Admission(tier=get_catalog().tier(row.tier), published_at=utcnow())
+def _conflict(sub: JobRequest | Invalid) -> Admission:
+    """The job id is taken by another user's job or another request: reveal nothing of it."""
+    metrics.rejections.labels(tier="unknown", reason="job_id_conflict").inc()
+    log.warning("job id conflict", extra={"job_id": sub.job_id, "user_id": sub.user_id, "reason": "job_id_conflict"})
+    detail = {"job_id": "this job id is already in use; send the submission with a new task id (a uuid4)"}
+    result = unrecorded_rejection(sub.job_id, sub.kind, sub.type, None, "job_id_conflict", detail)
+    return Admission(result, notify_unrecorded=sub.notify, store=False)
 
 
-def _reject(conn, req: JobRequest, tier: Tier, reason: str, detail: Any, retry_after: int | None = None) -> Admission:
+def _reject(
+    conn: Any, req: JobRequest, tier: Tier, reason: str, detail: Any, retry_after: int | None = None
+) -> Admission:
     if not jobs.insert(conn, req, tier.name, status="rejected", reason=reason, detail=detail, retry_after=retry_after):
-        return _resume(_existing(conn, req), req)
+        return _existing(conn, req, tier) or _conflict(req)
     return _rejected(conn, req, tier, reason)
 
 
-def _rejected(conn, req: JobRequest, tier: Tier, reason: str) -> Admission:
+def _rejected(conn: Any, req: JobRequest, tier: Tier, reason: str) -> Admission:
     """Count, log and answer a rejection whose jobs row is written."""
     metrics.rejections.labels(tier=tier.name, reason=reason).inc()
     metrics.jobs.labels(tier=tier.name, kind=req.kind, status="rejected").inc()
     log.info("job rejected", extra={"job_id": req.job_id, "user_id": req.user_id, "tier": tier.name, "reason": reason})
-    return Admission(job_result(jobs.find(conn, req.job_id)))
+    return Admission(job_result(jobs.find(conn, req.job_id)), notify_row=req.job_id)

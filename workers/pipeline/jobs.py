@@ -26,7 +26,7 @@ from sqlalchemy import Connection, text
 
 from workers.llm.costs import UNKNOWN
 from workers.pipeline.job_result import FINISHED, JOB_COLUMNS
-from workers.pipeline.validation import JobRequest
+from workers.pipeline.validation import Invalid, JobRequest
 from workers.quotas.periods import utcnow
 
 # Statements are built once: constructing text() per call is measurable on the hot path.
@@ -34,14 +34,16 @@ FIND = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :j")
 FIND_BY_KEY = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = :u AND idempotency_key = :k")
 INSERT = text(
     "INSERT INTO jobs (id, user_id, kind, type, tier, status, reason, detail, retry_after,"
-    " idempotency_key, notify, content_chars, content, quota_period, reserved_usd, published_at, finished_at)"
+    " idempotency_key, notify, content_chars, content, quota_period, reserved_usd, published_at, finished_at,"
+    " request_sha256)"
     " VALUES (:id, :u, :kind, :type, :tier, :status, :reason, CAST(:detail AS jsonb), :retry_after,"
-    " :key, :notify, :chars, :content, :period, :reserved, :published, :finished)"
+    " :key, :notify, :chars, :content, :period, :reserved, :published, :finished, :sha)"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
 REJECT = text(
     "UPDATE jobs SET status = 'rejected', reason = :r, detail = CAST(:d AS jsonb), quota_period = NULL,"
-    " reserved_usd = 0, content = NULL, finished_at = now() WHERE id = :j AND status = 'queued'"
+    " idempotency_key = NULL, reserved_usd = 0, content = NULL, finished_at = now()"
+    " WHERE id = :j AND status = 'queued'"
 )
 # A delivery retried after a database error takes its own claim back (``deliveries = :own``)
 # without counting a new delivery: it never waits on its own lease.
@@ -173,13 +175,47 @@ def insert(
             "reserved": reserved_usd,
             "published": published_at,
             "finished": utcnow() if status == "rejected" else None,
+            "sha": req.request_sha256,
+        },
+    ).first()
+    return row is not None
+
+
+def insert_invalid(conn: Connection, sub: Invalid, tier: str) -> bool:
+    """Record a malformed submission as rejected / invalid_input (its id and user are valid).
+
+    The idempotency key is not recorded: a key is spent only by a well-formed request.
+    False when the id already has a row.
+    """
+    row = conn.execute(
+        INSERT,
+        {
+            "id": sub.job_id,
+            "u": sub.user_id,
+            "kind": sub.kind,
+            "type": sub.type or "",
+            "tier": tier,
+            "status": "rejected",
+            "reason": "invalid_input",
+            "detail": json.dumps(sub.errors),
+            "retry_after": None,
+            "key": None,
+            "notify": None if sub.notify is None else json.dumps(sub.notify),
+            "chars": 0,
+            "content": None,
+            "period": None,
+            "reserved": 0,
+            "published": None,
+            "finished": utcnow(),
+            "sha": None,
         },
     ).first()
     return row is not None
 
 
 def reject(conn: Connection, job_id: str, reason: str, detail: Any) -> None:
-    """Turn a just-written queued job into a rejection (its unit was never taken)."""
+    """Turn a just-written queued job into a rejection (its unit was never taken). The
+    idempotency key is released: a quota or spend-cap rejection is worth retrying later."""
     conn.execute(
         REJECT,
         {"j": job_id, "r": reason, "d": json.dumps(detail)},

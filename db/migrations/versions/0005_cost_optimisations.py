@@ -1,7 +1,7 @@
 """cost optimisations: response cache, cache hits, preprocessing and batched analyses in the ledger
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-28 17:30:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
