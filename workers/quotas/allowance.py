@@ -48,10 +48,11 @@ ADD_SPEND = text(
 
 
 @dataclass(frozen=True)
-class Reservation:
-    taken: bool
-    reason: str | None = None  # quota_exceeded or spend_cap_reached
-    detail: dict[str, Any] | None = None
+class Refusal:
+    """Why a unit could not be taken: the JobResult's reason and detail."""
+
+    reason: str  # quota_exceeded or spend_cap_reached
+    detail: dict[str, Any]
 
 
 def reserve(
@@ -63,27 +64,25 @@ def reserve(
     max_cost: Decimal = Decimal(0),
     *,
     units: int = 1,
-) -> Reservation:
-    """Take ``units`` of ``kind`` (a batched analysis takes one per type, all or none) for
-    ``user_id`` in ``period`` and hold ``max_cost`` against the spend cap until the job
-    settles, or say why not."""
-    COLUMN[kind]
+) -> Refusal | None:
+    """Take one unit of ``kind`` for ``user_id`` in ``period`` and hold ``max_cost`` against the
+    spend cap until the job settles (None), or say why not."""
     limit = tier.allowance(kind)
     cap = tier.spend_cap_usd
-    if limit is not None and limit < units:
+    if limit is not None and limit < units:  # a batched analysis takes one unit per type
         return _refusal(conn, user_id, kind, tier, period, units)
     taken = conn.execute(
         RESERVE[kind],
         {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap, "max": max_cost, "n": units},
     ).first()
     if taken is not None:
-        return Reservation(True)
+        return None
     return _refusal(conn, user_id, kind, tier, period, units)
 
 
 def _refusal(
     conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date], units: int = 1
-) -> Reservation:
+) -> Refusal:
     row = _row(conn, user_id, period[0])
     used = getattr(row, COLUMN[kind], 0) if row else 0
     spend = row.spend_usd if row else Decimal(0)
@@ -92,8 +91,7 @@ def _refusal(
     if limit is not None and used + units > limit:
         noun = "scripts (videos)" if kind == "script" else "analyses"
         asked = f" This request needs {units}." if units > 1 else ""
-        return Reservation(
-            False,
+        return Refusal(
             "quota_exceeded",
             {
                 "used": used,
@@ -104,8 +102,7 @@ def _refusal(
                 f" on the {tier.name} tier.{asked} Upgrade your subscription for a larger allowance.",
             },
         )
-    return Reservation(
-        False,
+    return Refusal(
         "spend_cap_reached",
         {
             "spend_usd": format(spend, "f"),
