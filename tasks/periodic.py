@@ -45,7 +45,7 @@ def check_cost_alerts() -> dict[str, Any]:
 
 
 @app.task(name="litink.recover_jobs", ignore_result=True)
-def recover_jobs():
+def recover_jobs() -> dict[str, Any]:
     """Re-publish from Postgres what the broker lost (workers/pipeline/recovery.py)."""
     return recovery.recover(app).summary()
 

@@ -107,10 +107,10 @@ def admit(sub: JobRequest | Invalid) -> Admission:
         )
         if not inserted:
             return _existing(conn, req, tier) or _conflict(req)  # a concurrent twin committed first
-        reservation = quotas.reserve(conn, req.user_id, req.kind, tier, period, max_cost)
-        if not reservation.taken:
-            jobs.reject(conn, req.job_id, reservation.reason, reservation.detail)
-            return _rejected(conn, req, tier, reservation.reason)
+        refusal = quotas.reserve(conn, req.user_id, req.kind, tier, period, max_cost)
+        if refusal is not None:
+            jobs.reject(conn, req.job_id, refusal.reason, refusal.detail)
+            return _rejected(conn, req, tier, refusal.reason)
     return Admission(tier=tier, published_at=now)
 
 

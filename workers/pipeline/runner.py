@@ -36,7 +36,7 @@ from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
 from workers.pipeline import jobs
 from workers.pipeline.heartbeat import heartbeat
-from workers.pipeline.job_result import job_result
+from workers.pipeline.job_result import JobResult, job_result
 from workers.pipeline.storable import replacement_note, storable
 from workers.quotas import spend_alerts
 
@@ -102,7 +102,7 @@ class _Attempt:
     started: float
 
 
-def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any] | None:
+def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> JobResult | None:
     """Run a claimed job to its final state. Returns the JobResult, or None when this delivery
     lost its claim on the way (the delivery that holds it answers the producer)."""
     tier = get_catalog().tier(claim.tier)
@@ -123,7 +123,7 @@ def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> dict[
         heartbeat.release(claim.job_id)
 
 
-def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None]) -> dict[str, Any] | None:
+def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None]) -> JobResult | None:
     current: _Attempt | None = None
     try:
         messages, max_tokens, temperature, note = prompt(claim.kind, claim.type, claim.content, tier)
@@ -226,7 +226,7 @@ def _record(
     metrics.llm_cost.labels(tier=tier.name, model=attempt.model).inc(float(cost))
 
 
-def _finish(claim: jobs.Claim, tier: Tier, **settlement: Any) -> dict[str, Any] | None:
+def _finish(claim: jobs.Claim, tier: Tier, **settlement: Any) -> JobResult | None:
     def write() -> Any:
         with transaction() as conn:
             return jobs.settle(conn, claim, **settlement)
@@ -242,7 +242,7 @@ def _finish(claim: jobs.Claim, tier: Tier, **settlement: Any) -> dict[str, Any] 
 
 def _settle_success(
     claim: jobs.Claim, tier: Tier, *, content: str, model_used: str, used_fallback: bool, detail: Any
-) -> dict[str, Any] | None:
+) -> JobResult | None:
     if used_fallback:
         metrics.fallbacks.labels(tier=tier.name, model=model_used).inc()
     return _finish(
@@ -256,7 +256,7 @@ def _settle_success(
     )
 
 
-def _settle_from_answer(claim: jobs.Claim, tier: Tier) -> dict[str, Any] | None:
+def _settle_from_answer(claim: jobs.Claim, tier: Tier) -> JobResult | None:
     """A previous delivery got the answer and died before settling: settle from its row."""
     assert claim.answered_id is not None
     with transaction() as conn:
@@ -272,7 +272,7 @@ def _settle_from_answer(claim: jobs.Claim, tier: Tier) -> dict[str, Any] | None:
     )
 
 
-def _settle_failure(claim: jobs.Claim, tier: Tier, error: ProviderError, note: str | None) -> dict[str, Any] | None:
+def _settle_failure(claim: jobs.Claim, tier: Tier, error: ProviderError, note: str | None) -> JobResult | None:
     detail: dict[str, Any] = {"error": type(error).__name__, "message": str(error), "status": error.status}
     if note:
         detail["note"] = note
@@ -284,7 +284,7 @@ def _settle_failure(claim: jobs.Claim, tier: Tier, error: ProviderError, note: s
     return _finish(claim, tier, status="failed", reason=error.reason, detail=detail, refund=True)
 
 
-def _poison(claim: jobs.Claim, tier: Tier) -> dict[str, Any] | None:
+def _poison(claim: jobs.Claim, tier: Tier) -> JobResult | None:
     log.error(
         "job claimed too many times; failed as poison",
         extra={"job_id": claim.job_id, "tier": tier.name, "deliveries": claim.delivery},
@@ -297,7 +297,7 @@ def _poison(claim: jobs.Claim, tier: Tier) -> dict[str, Any] | None:
     return _finish(claim, tier, status="failed", reason="poison", detail=detail, refund=True)
 
 
-def _fail_internal(claim: jobs.Claim, tier: Tier, exc: Exception, current: _Attempt | None) -> dict[str, Any] | None:
+def _fail_internal(claim: jobs.Claim, tier: Tier, exc: Exception, current: _Attempt | None) -> JobResult | None:
     """A fault of ours: the job fails ``internal_error``, its unit back, its attempt recorded."""
     log.error(
         "tier task failed with an internal error",

@@ -46,10 +46,11 @@ ADD_SPEND = text(
 
 
 @dataclass(frozen=True)
-class Reservation:
-    taken: bool
-    reason: str | None = None  # quota_exceeded or spend_cap_reached
-    detail: dict[str, Any] | None = None
+class Refusal:
+    """Why a unit could not be taken: the JobResult's reason and detail."""
+
+    reason: str  # quota_exceeded or spend_cap_reached
+    detail: dict[str, Any]
 
 
 def reserve(
@@ -59,10 +60,9 @@ def reserve(
     tier: Tier,
     period: tuple[date, date],
     max_cost: Decimal = Decimal(0),
-) -> Reservation:
+) -> Refusal | None:
     """Take one unit of ``kind`` for ``user_id`` in ``period`` and hold ``max_cost`` against the
-    spend cap until the job settles, or say why not."""
-    COLUMN[kind]
+    spend cap until the job settles (None), or say why not."""
     limit = tier.allowance(kind)
     cap = tier.spend_cap_usd
     if limit is not None and limit < 1:
@@ -72,11 +72,11 @@ def reserve(
         {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap, "max": max_cost},
     ).first()
     if taken is not None:
-        return Reservation(True)
+        return None
     return _refusal(conn, user_id, kind, tier, period)
 
 
-def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Reservation:
+def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date]) -> Refusal:
     row = _row(conn, user_id, period[0])
     used = getattr(row, COLUMN[kind], 0) if row else 0
     spend = row.spend_usd if row else Decimal(0)
@@ -84,8 +84,7 @@ def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tupl
     limit = tier.allowance(kind)
     if limit is not None and used >= limit:
         noun = "scripts (videos)" if kind == "script" else "analyses"
-        return Reservation(
-            False,
+        return Refusal(
             "quota_exceeded",
             {
                 "used": used,
@@ -96,8 +95,7 @@ def _refusal(conn: Connection, user_id: str, kind: str, tier: Tier, period: tupl
                 " Upgrade your subscription for a larger allowance.",
             },
         )
-    return Reservation(
-        False,
+    return Refusal(
         "spend_cap_reached",
         {
             "spend_usd": format(spend, "f"),
