@@ -130,38 +130,51 @@ def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> JobRe
         heartbeat.release(claim.job_id)
 
 
+class _Calls:
+    """The provider calls of one delivery. Each has its llm_calls row, opened (pending) before
+    the request leaves and completed when it returns; the attempt in flight is kept for a
+    failure report."""
+
+    def __init__(
+        self, claim: jobs.Claim, tier: Tier, messages: list[dict[str, str]], max_tokens: int, temperature: float
+    ) -> None:
+        self.claim, self.tier = claim, tier
+        self.messages, self.max_tokens, self.temperature = messages, max_tokens, temperature
+        self.prompt_estimate = costs.prompt_tokens_estimate(messages)
+        self.current: _Attempt | None = None
+        self._preopened = claim.call_id  # the claim wrote the first attempt's pending row
+        self._client = get_client()
+
+    def call(self, model: str) -> Completion:
+        if self._preopened is not None:
+            call_id, self._preopened = self._preopened, None
+            if model != self.tier.models[0]:  # model health skipped the first model
+                _retarget(call_id, self.tier, model, self.prompt_estimate, self.max_tokens)
+        else:
+            call_id = _open_attempt(self.claim, self.tier, model, self.prompt_estimate, self.max_tokens)
+        self.current = _Attempt(call_id, model, time.perf_counter())
+        with provider_slot(model):
+            return self._client.complete(model, self.messages, max_tokens=self.max_tokens, temperature=self.temperature)
+
+    def recorded(self, model: str, error: ProviderError | None, completion: Completion | None) -> None:
+        assert self.current is not None
+        _record(self.claim, self.tier, self.current, error, completion)
+
+
 def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None]) -> JobResult | None:
-    current: _Attempt | None = None
+    calls: _Calls | None = None
+    note: str | None = None
     try:
         claim = long_content.prepare(claim, tier, sleep)  # issue 13: condense long analyses first
         if batch.is_batch(claim.kind, claim.type):  # issue 13: several analyses in one call
             return batch.run(claim, tier, sleep)
         messages, max_tokens, temperature, note = prompt(claim.kind, claim.type, claim.content, tier)
-        prompt_estimate = costs.prompt_tokens_estimate(messages)
-        client = get_client()
-        first = claim.call_id
-
-        def call(model: str) -> Completion:
-            nonlocal current, first
-            if first is not None:
-                call_id, first = first, None  # the claim wrote this attempt's pending row
-                if model != tier.models[0]:  # issue 13: model health skipped the first model
-                    _retarget(call_id, tier, model, prompt_estimate, max_tokens)
-            else:
-                call_id = _open_attempt(claim, tier, model, prompt_estimate, max_tokens)
-            current = _Attempt(call_id, model, time.perf_counter())
-            with provider_slot(model):
-                return client.complete(model, messages, max_tokens=max_tokens, temperature=temperature)
-
-        def on_attempt(model: str, error: ProviderError | None, completion: Completion | None) -> None:
-            assert current is not None
-            _record(claim, tier, current, error, completion)
-
+        calls = _Calls(claim, tier, messages, max_tokens, temperature)
         served = run_chain(
             tier.models,
-            call,
+            calls.call,
             policy=tier.retry,
-            on_attempt=on_attempt,
+            on_attempt=calls.recorded,
             in_process_cap=get_settings().retry_in_process_cap_seconds,
             sleep=sleep,
             health=get_health(),  # issue 13: skip models marked unhealthy by any worker
@@ -171,7 +184,7 @@ def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], Non
     except (ClaimLost, DeferredRetry, *DB_ERRORS):
         raise
     except Exception as exc:  # a bug, an encoding error in the SDK: never leave the job running
-        return _fail_internal(claim, tier, exc, current)
+        return _fail_internal(claim, tier, exc, calls.current if calls else None)
 
     content, replaced = storable(served.completion.content)
     detail = _notes(claim.detail, note, replacement_note("the answer", replaced) if replaced else None)
