@@ -11,6 +11,7 @@ from functools import lru_cache
 import redis
 
 from config import get_settings
+from workers.redis_connection import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ REMEMBER_SECONDS = 24 * 3600  # a provider may add support; look again daily
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().require_redis_url(), socket_timeout=2, socket_connect_timeout=2)
+    s = get_settings()
+    return redis_client(s.require_redis_url(), s.redis_sentinel_master, socket_timeout=2, socket_connect_timeout=2)
 
 
 def lacks_structured_outputs(model: str) -> bool:

@@ -28,6 +28,7 @@ import redis
 from config import get_settings
 from workers.errors import ProviderError, RetryableError
 from workers.ops import metrics
+from workers.redis_connection import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,8 @@ def counts_against_model(error: ProviderError) -> bool:
 class ModelHealth:
     """The shared health board. Thread-safe; one per process (see :func:`get_health`)."""
 
-    def __init__(self, redis_url: str, policy: HealthPolicy):
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    def __init__(self, redis_url: str, policy: HealthPolicy, sentinel_master: str | None = None):
+        self._redis = redis_client(redis_url, sentinel_master, socket_timeout=2, socket_connect_timeout=2)
         self._record = self._redis.register_script(_RECORD)
         self._available = self._redis.register_script(_AVAILABLE)
         self.policy = policy
@@ -242,7 +243,7 @@ def health_report() -> dict[str, Any]:
             tiers_of.setdefault(model, []).append(tier.name)
     tiers_of.setdefault(catalog.analysis.preprocess_model, []).append("preprocessing")
     s = get_settings()
-    board = ModelHealth(s.require_redis_url(), policy_from_settings())
+    board = ModelHealth(s.require_redis_url(), policy_from_settings(), s.redis_sentinel_master)
     rows = [row | {"used_by": tiers_of[row["model"]]} for row in board.snapshot(list(tiers_of))]
     return {"enabled": s.model_health_enabled, "policy": policy_from_settings().__dict__, "models": rows}
 
@@ -265,4 +266,4 @@ def get_health() -> ModelHealth | None:
     s = get_settings()
     if not s.model_health_enabled:
         return None
-    return ModelHealth(s.require_redis_url(), policy_from_settings())
+    return ModelHealth(s.require_redis_url(), policy_from_settings(), s.redis_sentinel_master)

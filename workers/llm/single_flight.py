@@ -23,6 +23,7 @@ from typing import Generic, TypeVar
 import redis
 
 from config import get_settings
+from workers.redis_connection import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ class SingleFlight:
         lock_seconds: float,
         wait_seconds: float,
         sleep: Callable[[float], None] = time.sleep,
+        sentinel_master: str | None = None,
     ):
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = redis_client(redis_url, sentinel_master, socket_timeout=2, socket_connect_timeout=2)
         self._release = self._redis.register_script(_RELEASE)
         self.lock_ms = int(lock_seconds * 1000)
         self.wait_seconds = wait_seconds
@@ -106,5 +108,8 @@ class SingleFlight:
 def get_single_flight() -> SingleFlight:
     s = get_settings()
     return SingleFlight(
-        s.require_redis_url(), lock_seconds=s.single_flight_lock_seconds, wait_seconds=s.single_flight_wait_seconds
+        s.require_redis_url(),
+        lock_seconds=s.single_flight_lock_seconds,
+        wait_seconds=s.single_flight_wait_seconds,
+        sentinel_master=s.redis_sentinel_master,
     )
