@@ -82,11 +82,10 @@ if _settings.uses_sentinel:
     # Ride out a failover (Sentinel's down-after-milliseconds plus the election) instead of
     # failing the publish or the result write: about 30 s of retries, then give up.
     result_backend_transport_options["retry_policy"] = {"timeout": 30.0}
-    result_backend_always_retry = True  # a result write during a failover waits for the new primary
-    result_backend_max_retries = 12  # 10 ms doubling, capped at 10 s: about 30 s in all
     task_publish_retry_policy = {"max_retries": 30, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 # A result stored while Redis restarts waits for it (backoff up to 10 s, about 2 minutes in
 # all) instead of turning a finished job into a FAILURE the producer would receive.
+# A result write during a Redis restart or failover waits for the server instead of failing.
 result_backend_always_retry = True
 result_backend_max_retries = 20
 result_backend_base_sleep_between_retries_ms = 100
