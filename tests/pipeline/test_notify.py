@@ -3,13 +3,11 @@ allow-listed queue, once per final outcome, rejections included."""
 
 import inspect
 import json
-import threading
 import time
 import uuid
 
 import pytest
 import redis
-from celery.signals import task_postrun
 from sqlalchemy import text
 
 from config import get_catalog, get_settings
@@ -81,25 +79,6 @@ def test_a_quota_rejection_is_notified(worker, client):
     # Then the rejection is the notification
     assert result["reason"] == "quota_exceeded", result
     assert wait_for(job_id) == [result]
-
-
-@pytest.fixture
-def finished_runs():
-    runs, cond = {}, threading.Condition()
-
-    def record(task_id=None, **_):
-        with cond:
-            runs[task_id] = runs.get(task_id, 0) + 1
-            cond.notify_all()
-
-    task_postrun.connect(record, weak=False)
-
-    def wait(task_id, count, timeout=30):
-        with cond:
-            assert cond.wait_for(lambda: runs.get(task_id, 0) >= count, timeout), runs
-
-    yield wait
-    task_postrun.disconnect(record)
 
 
 def test_every_final_outcome_is_notified_once_even_when_its_messages_are_delivered_again(

@@ -1,32 +1,8 @@
 """A message delivered twice never calls the model twice, charges twice or loses a row."""
 
-import threading
-
-import pytest
-from celery.signals import task_postrun
 from sqlalchemy import text
 
 from config import get_catalog
-
-
-@pytest.fixture
-def finished_runs():
-    """Counts finished executions of each task id."""
-    runs, cond = {}, threading.Condition()
-
-    def record(task_id=None, **_):
-        with cond:
-            runs[task_id] = runs.get(task_id, 0) + 1
-            cond.notify_all()
-
-    task_postrun.connect(record, weak=False)
-
-    def wait(task_id, count, timeout=30):
-        with cond:
-            assert cond.wait_for(lambda: runs.get(task_id, 0) >= count, timeout), runs
-
-    yield wait
-    task_postrun.disconnect(record)
 
 
 def test_a_redelivered_tier_message_for_a_finished_job_returns_the_stored_result(
