@@ -95,6 +95,9 @@ result_backend_base_sleep_between_retries_ms = 100
 # producers never send it), and the hand-over would publish one per job (docs/benchmarks.md).
 worker_send_task_events = True
 task_send_sent_event = False
+# ... published in batches a fraction of a second apart (EVENTS_FLUSH_SECONDS) rather than
+# one PUBLISH per event loop turn (workers/ops/event_batching.py).
+worker_consumer = "workers.ops.event_batching:Consumer"
 
 timezone = "UTC"
 enable_utc = True

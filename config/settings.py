@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     model_health_window_seconds: int = Field(default=60, ge=1)
     model_health_min_calls: int = Field(default=10, ge=1)
     model_health_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # How long a worker process trusts its last look at a healthy model, and batches that
+    # model's successes, before asking Redis again (0: ask on every call).
+    model_health_view_seconds: float = Field(default=1.0, ge=0)
+    # Task events (for Flower) are published in batches at most this far apart.
+    events_flush_seconds: float = Field(default=0.25, ge=0)
 
     # Response cache single-flight (workers/llm/single_flight.py): identical requests in
     # flight wait this long for the leader's answer before calling the provider themselves.

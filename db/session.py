@@ -56,3 +56,15 @@ def transaction(url: str | None = None) -> Iterator[Connection]:
     """A connection inside one transaction, committed on success."""
     with get_engine(url).begin() as conn:
         yield conn
+
+
+@contextmanager
+def autocommit(url: str | None = None) -> Iterator[Connection]:
+    """A connection whose every statement commits by itself, for work that is one statement.
+
+    A transaction costs two extra round trips (psycopg sends BEGIN and COMMIT on their own);
+    one statement is atomic without them. Use ``transaction`` for anything that must see or
+    undo more than one statement together.
+    """
+    with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn

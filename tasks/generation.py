@@ -21,7 +21,7 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from config import get_catalog, get_settings
-from db.session import transaction
+from db.session import autocommit, transaction
 from workers.app import app
 from workers.errors import DeferredRetry
 from workers.ops import metrics
@@ -47,7 +47,7 @@ def run_job(
 ) -> Mapping[str, Any]:
     settings = get_settings()
     try:
-        with transaction() as conn:
+        with autocommit() as conn:  # one statement (the claim); a read follows only when it fails
             claimed = jobs.claim(
                 conn,
                 job_id,
@@ -64,7 +64,8 @@ def run_job(
     if isinstance(claimed, jobs.Busy):
         raise Ignore()  # another delivery holds it (or recovery queued it again): it answers
     if not isinstance(claimed, jobs.Claim):
-        return _finish(job_id, job_result(claimed))  # already finished: no second call, no second row
+        # already finished: no second call, no second row
+        return _finish(job_id, job_result(claimed), claimed.notify)
 
     if queued_at and claimed.delivery == 1:
         metrics.queue_wait.labels(tier=claimed.tier).observe(max(0.0, time.time() - queued_at))
@@ -85,7 +86,7 @@ def run_job(
         raise _retry_later(self, job_id, queued_at, claimed.delivery, exc) from exc
     if result is None:
         raise Ignore()  # this delivery lost its claim: the one holding it answers
-    return _finish(job_id, result)
+    return _finish(job_id, result, claimed.notify)
 
 
 def _retry_later(self: Task, job_id: str, queued_at: float | None, own: int | None, exc: Exception) -> Exception:
@@ -99,9 +100,11 @@ def _retry_later(self: Task, job_id: str, queued_at: float | None, own: int | No
     )
 
 
-def _finish(job_id: str, result: Mapping[str, Any]) -> QuietResult:
-    """The tier task's answer. Notified once (the jobs row records it, so a redelivered
-    finished job sends nothing twice, and one that crashed before notifying sends it now);
-    returned with a summary repr, so its task-succeeded event and Flower carry no content."""
-    notify_job(job_id, result)
+def _finish(job_id: str, result: Mapping[str, Any], notify: Any) -> QuietResult:
+    """The tier task's answer. Notified once when the job asked for it (the jobs row records
+    it, so a redelivered finished job sends nothing twice, and one that crashed before
+    notifying sends it now); returned with a summary repr, so its task-succeeded event and
+    Flower carry no content."""
+    if notify:  # set at submission and never changed: no target, no round trip to look
+        notify_job(job_id, result)
     return quiet(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -133,3 +134,38 @@ def test_the_last_model_of_a_chain_is_tried_even_when_marked(health):
     )
     # Then the job is served rather than failed unasked, and the success restores "b"
     assert served.model == "b" and health.healthy("b") and not health.healthy("a")
+
+
+def test_a_trusted_look_costs_no_redis_and_successes_are_counted_with_the_next_look(health):
+    # Given a worker that trusts a healthy look for 0.3 s, and another worker
+    viewer = ModelHealth(get_settings().require_redis_url(), replace(POLICY, view_seconds=0.3))
+    other = ModelHealth(get_settings().require_redis_url(), POLICY)
+    assert viewer.available("m")
+    # When it serves four calls inside the look
+    for _ in range(4):
+        assert viewer.available("m")
+        viewer.record("m", None)
+    # Then Redis has not counted them yet
+    assert health.snapshot(["m"])[0]["window_calls"] == 0
+    # And another worker's marks are seen only once the look expires
+    for _ in range(3):
+        other.record("m", DOWN)
+    assert viewer.available("m") and viewer.healthy("m")
+    time.sleep(0.35)
+    assert not viewer.available("m") and not viewer.healthy("m")
+    # And the four successes were counted before that look, ahead of the failures' verdict
+    assert health.snapshot(["m"])[0]["window_calls"] == 4 + 3
+
+
+def test_a_failure_reports_the_batched_successes_first_so_they_reset_the_streak(health):
+    viewer = ModelHealth(get_settings().require_redis_url(), replace(POLICY, view_seconds=30))
+    health.record("m", DOWN)
+    health.record("m", DOWN)
+    assert viewer.available("m")
+    viewer.record("m", None)  # batched: Redis still says two in a row
+    assert health.snapshot(["m"])[0]["consecutive_failures"] == 2
+    # When this worker's call fails, its earlier success is reported first
+    viewer.record("m", DOWN)
+    # Then the streak is one, not three: the model stays healthy
+    row = health.snapshot(["m"])[0]
+    assert row["consecutive_failures"] == 1 and row["state"] == "healthy" and row["window_calls"] == 4

@@ -13,11 +13,18 @@ Per model, in one Redis hash shared by every worker process (``litink:health:<mo
   and only one of them probes.
 - Health is an optimisation, never a gate that fails jobs: if Redis cannot be reached a model
   counts as healthy, and the chain's last model is always tried (workers/llm/model_chain.py).
+- The happy path costs Redis nothing per call: a worker process trusts its last look at a
+  healthy model for ``view_seconds`` (MODEL_HEALTH_VIEW_SECONDS) and reports that model's
+  successes in one batch with its next look. A failure, a probe and any model not seen
+  healthy go to Redis at once. So a model marked by another worker is skipped here at most
+  ``view_seconds`` later, and successes count in the window at most that late.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,13 +44,14 @@ KEY_TTL_SECONDS = 7 * 24 * 3600  # forget models nobody has called for a week
 PROBE_GRACE_SECONDS = 5.0  # a probe's lease: one HTTP call's timeouts plus this
 NOT_THE_MODELS_FAULT = frozenset({401, 402})
 
-# KEYS[1] the model's hash. ARGV: ok (1/0), consecutive limit, error rate, window seconds,
-# minimum calls in the window, cool-down seconds, key ttl. Returns the new state when it
-# changed ("healthy" or "unhealthy"), "" otherwise.
+# KEYS[1] the model's hash. ARGV: successes (n >= 1) or 0 for one failure, consecutive limit,
+# error rate, window seconds, minimum calls in the window, cool-down seconds, key ttl, and 1
+# when the successes are a late batch (they only count: they may predate the current mark).
+# Returns the new state when it changed ("healthy" or "unhealthy"), "" otherwise.
 _RECORD = """
 local key = KEYS[1]
 local ok, limit, rate, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local min_calls, cooldown, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local min_calls, cooldown, ttl, late = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local h = redis.call('HGETALL', key)
@@ -52,11 +60,15 @@ for i = 1, #h, 2 do s[h[i]] = h[i + 1] end
 local state = s.state or 'healthy'
 local changed = ''
 redis.call('EXPIRE', key, ttl)
-if ok == 1 then
+if ok >= 1 and late and state == 'unhealthy' then
+  redis.call('HINCRBY', key, 'win_calls', ok)
+  return ''
+end
+if ok >= 1 then
   if state == 'unhealthy' then
     redis.call('DEL', key)
     redis.call('HSET', key, 'state', 'healthy', 'changed_at', now, 'reason', 'a call succeeded',
-               'consecutive', 0, 'win_start', now, 'win_calls', 1, 'win_fail', 0)
+               'consecutive', 0, 'win_start', now, 'win_calls', ok, 'win_fail', 0)
     redis.call('EXPIRE', key, ttl)
     return 'healthy'
   end
@@ -65,7 +77,7 @@ if ok == 1 then
     redis.call('HSET', key, 'win_start', now, 'win_calls', 0, 'win_fail', 0)
   end
   redis.call('HSET', key, 'consecutive', 0)
-  redis.call('HINCRBY', key, 'win_calls', 1)
+  redis.call('HINCRBY', key, 'win_calls', ok)
   return ''
 end
 if state == 'unhealthy' then
@@ -123,6 +135,7 @@ class HealthPolicy:
     min_calls: int
     cooldown_seconds: float
     probe_lease_seconds: float
+    view_seconds: float = 0.0  # how long a process trusts a healthy look (0: always ask)
 
 
 def counts_against_model(error: ProviderError) -> bool:
@@ -138,22 +151,43 @@ class ModelHealth:
         self._record = self._redis.register_script(_RECORD)
         self._available = self._redis.register_script(_AVAILABLE)
         self.policy = policy
+        self._lock = threading.Lock()
+        self._seen_healthy: dict[str, float] = {}  # model -> monotonic time of the last healthy look
+        self._unreported: dict[str, int] = {}  # model -> successes not yet counted in Redis
+
+    def _trusted(self, model: str) -> bool:
+        """Whether this process's last look at ``model`` found it healthy recently enough."""
+        seen = self._seen_healthy.get(model)
+        return seen is not None and time.monotonic() - seen < self.policy.view_seconds
+
+    def _take_unreported(self, model: str) -> int:
+        with self._lock:
+            return self._unreported.pop(model, 0)
 
     def available(self, model: str) -> bool:
         """Whether a job may call ``model`` now. Past the cool-down exactly one caller is let
         through (the probe); the others keep skipping until it reports."""
+        if self._trusted(model):
+            return True
+        self._report_successes(model)
         try:
             verdict = int(self._available(keys=[KEY_PREFIX + model], args=[uuid.uuid4().hex, self._probe_lease()]))
         except redis.RedisError:
             log.warning("model health unavailable; treating the model as healthy", extra={"model": model})
             return True
         metrics.model_healthy.labels(model=model).set(1 if verdict == 1 else 0)
+        if verdict == 1 and self.policy.view_seconds > 0:
+            self._seen_healthy[model] = time.monotonic()
+        else:
+            self._seen_healthy.pop(model, None)
         if verdict == 2:
             log.info("probing an unhealthy model after its cool-down", extra={"model": model})
         return verdict != 0
 
     def healthy(self, model: str) -> bool:
         """Whether the model is currently marked healthy (no probe lease is taken)."""
+        if self._trusted(model):
+            return True
         try:
             return self._redis.hget(KEY_PREFIX + model, "state") != b"unhealthy"
         except redis.RedisError:
@@ -163,18 +197,35 @@ class ModelHealth:
         """Report one call's outcome. Errors that are not the model's fault are ignored."""
         if error is not None and not counts_against_model(error):
             return
+        if error is None and self._trusted(model):
+            with self._lock:  # counted with the next look (a probe's success is never batched)
+                self._unreported[model] = self._unreported.get(model, 0) + 1
+            return
+        if error is not None:
+            self._seen_healthy.pop(model, None)  # look again before trusting it
+            self._report_successes(model)  # the successes came first: they reset the streak
+        self._send(model, 1 if error is None else 0)
+
+    def _report_successes(self, model: str) -> None:
+        successes = self._take_unreported(model)
+        if successes:
+            self._send(model, successes, late=True)
+
+    def _send(self, model: str, successes: int, *, late: bool = False) -> None:
+        """Run the record script: ``successes`` >= 1 successes, or 0 for one failure."""
         p = self.policy
         try:
             changed = self._record(
                 keys=[KEY_PREFIX + model],
                 args=[
-                    1 if error is None else 0,
+                    successes,
                     p.consecutive_failures,
                     p.error_rate,
                     p.window_seconds,
                     p.min_calls,
                     p.cooldown_seconds,
                     KEY_TTL_SECONDS,
+                    1 if late else 0,
                 ],
             )
         except redis.RedisError:
@@ -257,6 +308,7 @@ def policy_from_settings() -> HealthPolicy:
         min_calls=s.model_health_min_calls,
         cooldown_seconds=s.model_health_cooldown_seconds,
         probe_lease_seconds=0.0,  # derived from the HTTP timeouts
+        view_seconds=s.model_health_view_seconds,
     )
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import states
-from celery.backends.base import BackendStoreError, BaseKeyValueStoreBackend
+from celery.backends.base import BackendStoreError
 from celery.backends.redis import RedisBackend, SentinelBackend
 from kombu.utils.encoding import bytes_to_str
+from kombu.utils.objects import cached_property
 
 MODULE = "workers.ops.result_backend"
 
@@ -24,25 +25,55 @@ def backend_url(redis_url: str, *, sentinel: bool = False) -> str:
     return f"{MODULE}:{'GuardedSentinelBackend' if sentinel else 'GuardedRedisBackend'}+{redis_url}"
 
 
-class FinalStateWins(BaseKeyValueStoreBackend):
-    """A stored final state wins over any later non-final one (mixed into a Redis backend)."""
+_FINAL = " or ".join(f"status == '{state}'" for state in sorted(states.READY_STATES))
+# KEYS[1] the result key. ARGV: the encoded meta, seconds to keep it (0: no expiry), 1 when the
+# new state is final. The check and the write are one step on the server: no interleaving
+# writer can slip a RETRY in after a final state, and the store costs one round trip.
+_GUARDED_SET = f"""
+local current = redis.call('GET', KEYS[1])
+if current then
+  local decoded, meta = pcall(cjson.decode, current)
+  if decoded and type(meta) == 'table' then
+    local status = meta['status']
+    if status == 'SUCCESS' or (ARGV[3] == '0' and ({_FINAL})) then return 0 end
+  end
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class FinalStateWins(RedisBackend):
+    """A stored final state wins over any later non-final one (the base of both backends)."""
 
     def _store_result(
         self, task_id: str, result: Any, state: str, traceback: Any = None, request: Any = None, **kwargs: Any
     ) -> Any:
         meta = self._get_result_meta(result=result, state=state, traceback=traceback, request=request)
         meta["task_id"] = bytes_to_str(task_id)
-        current = self._get_task_meta_for(task_id)["status"]
-        if current == states.SUCCESS or (current in states.READY_STATES and state not in states.READY_STATES):
-            return result
-        try:
-            self._set_with_state(self.get_key_for_task(task_id), self.encode(meta), state)
-        except BackendStoreError as ex:
-            raise BackendStoreError(str(ex), state=state, task_id=task_id) from ex
+        value = self.encode(meta)
+        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:
+            raise BackendStoreError("value too large for Redis backend", state=state, task_id=task_id)
+        expires = self.failure_expires if state == states.FAILURE else self.expires
+        final = state in states.READY_STATES
+        # Retried on a connection error like Celery's own set (ensure, then always_retry).
+        self.ensure(self._guarded_set, (self.get_key_for_task(task_id), value, expires, final))
         return result
 
+    @cached_property
+    def _guarded_set_script(self) -> Any:
+        return self.client.register_script(_GUARDED_SET)  # EVALSHA, loaded again after a flush
 
-class GuardedRedisBackend(FinalStateWins, RedisBackend):
+    def _guarded_set(self, key: bytes, value: Any, expires: Any, final: bool) -> Any:
+        return self._guarded_set_script(keys=[key], args=[value, int(expires or 0), 1 if final else 0])
+
+
+class GuardedRedisBackend(FinalStateWins):
     """Celery's Redis result backend, final state first."""
 
 

@@ -10,7 +10,7 @@ import os
 import threading
 
 from config import get_settings
-from db.session import transaction
+from db.session import autocommit
 from workers.pipeline import jobs
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Heartbeat:
         held = self.held()
         if not held:
             return 0
-        with transaction() as conn:
+        with autocommit() as conn:  # one UPDATE for every held lease
             return jobs.heartbeat(conn, held, lease)
 
     def _run(self) -> None:

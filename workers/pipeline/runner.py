@@ -27,7 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from config import get_catalog, get_settings
 from config.prompts import analysis_messages, batch_messages, script_messages
 from config.tiers import Tier
-from db.session import transaction
+from db.session import autocommit, transaction
 from workers.errors import CallUsage, DeferredRetry, FallbackError, FatalProviderError, ProviderError, RetryableError
 from workers.llm import costs
 from workers.llm.model_chain import run_chain
@@ -239,7 +239,7 @@ def _record(
         )
 
     def write() -> Any:
-        with transaction() as conn:
+        with autocommit() as conn:  # one UPDATE (the price table is read once per few minutes)
             return costs.complete_attempt(
                 conn,
                 attempt.call_id,
@@ -259,7 +259,7 @@ def _record(
 
 def _finish(claim: jobs.Claim, tier: Tier, **settlement: Any) -> JobResult | None:
     def write() -> Any:
-        with transaction() as conn:
+        with autocommit() as conn:  # settlement is one statement
             return jobs.settle(conn, claim, **settlement)
 
     row = durably(write, what="a settlement", job_id=claim.job_id)
