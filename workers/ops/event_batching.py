@@ -2,9 +2,10 @@
 
 Celery buffers task events (received, started, succeeded, failed) and publishes the buffer as
 one ``task.multi`` message, but it flushes on the next turn of the event loop: under load that
-is about one PUBLISH per event or two (2.6 per job in docs/benchmarks.md). Flushing at most
-every EVENTS_FLUSH_SECONDS (or when Celery's buffer of 24 fills) publishes the same events, in
-the same order, a fraction of a second later, in a few messages a second. Flower and any event
+is about one PUBLISH per event or two (2.6 per job in docs/benchmarks.md), and it also
+flushes whenever 24 events are waiting. Flushing every EVENTS_FLUSH_SECONDS (or at
+BUFFER_LIMIT events) publishes the same events, in the same order, a fraction of a second
+later, in a few messages a second. Flower and any event
 receiver see every state as before.
 
 Selected in celeryconfig.py (``worker_consumer``); Celery has no setting for the interval.
@@ -18,6 +19,8 @@ from typing import Any
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 from config import get_settings
+
+BUFFER_LIMIT = 256  # events per message at most (about 100 KB)
 
 
 class Consumer(CeleryConsumer):
@@ -38,6 +41,8 @@ class Consumer(CeleryConsumer):
         self.hub.call_soon(self._schedule_flush)
 
     def _schedule_flush(self) -> None:
+        if self.event_dispatcher is not None:  # Celery's dispatcher takes no limit setting
+            self.event_dispatcher.buffer_limit = BUFFER_LIMIT
         self.hub.call_later(get_settings().events_flush_seconds, self._flush_batch)
 
     def _flush_batch(self) -> None:

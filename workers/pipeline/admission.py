@@ -1,10 +1,13 @@
 """Admission at intake, in order: validate (validation.py, before any lookup), resolve the
-tier, check the job id's owner and the idempotency key, rate-limit, take a quota unit (reserving
-the job's maximum cost under the spend cap) and write the jobs row, content included: the row
-is the whole job.
+tier, check the size against the tier, rate-limit, then write the jobs row (content included:
+the row is the whole job) and take its quota unit, reserving the job's maximum cost under the
+spend cap, in one statement.
 
-The quota unit and the jobs row are written in one transaction, so a redelivered intake
-message finds its row and never takes a second unit.
+The unit is taken only when the row is new, so a redelivered intake message finds its row and
+never takes a second unit. A submission that is not new (a redelivery, another user's job id,
+a reused idempotency key) is recognised when its row conflicts; until then it is checked and
+counted like a new one, so a resubmission counts against the rate limit (and a rate-limited
+one is told to retry after ``retry_after``).
 
 Identity: a job id belongs to the user who created it; a submission with another user's id,
 or with its own id but a different request, is ``job_id_conflict`` and learns nothing of the
@@ -18,6 +21,8 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import text
 
 from config import get_catalog, get_settings
 from config.tiers import Tier
@@ -57,6 +62,17 @@ class Admission:
     published_at: datetime | None = None  # jobs.published_at: the hand-over's queued_at
 
 
+# The jobs row and its quota unit in one statement: the unit is taken only when the row is new,
+# so a redelivered message or a twin that lost the race never takes a second one.
+ADMIT = {
+    kind: text(
+        f"WITH job AS ({jobs.INSERT_SQL}), unit AS ({quotas.reserve_sql(kind, after='job')})"
+        " SELECT (SELECT count(*) FROM job) AS inserted, (SELECT count(*) FROM unit) AS reserved"
+    )
+    for kind in quotas.COLUMN
+}
+
+
 def admit(sub: JobRequest | Invalid) -> Admission:
     if isinstance(sub, Invalid):
         return _invalid(sub)
@@ -65,10 +81,9 @@ def admit(sub: JobRequest | Invalid) -> Admission:
     with transaction() as conn:
         st = standing(conn, req.user_id, now)
         tier = st.tier
-        known = _existing(conn, req, tier)
-        if known is not None:
-            return known
-
+        # A submission that is not new (a redelivery, another user's job id, a reused
+        # idempotency key) is found when its row conflicts, so the common case reads nothing
+        # more; it is checked and counted like a new one until then.
         errors = size_errors(req.content, tier.max_content_chars, tier.name)
         if errors:  # an invalid request spends no idempotency key
             return _reject(conn, replace(req, idempotency_key=None), tier, "invalid_input", errors)
@@ -90,13 +105,16 @@ def admit(sub: JobRequest | Invalid) -> Admission:
             )
 
         period = quota_period(now, st.period_start, st.period_end)
+        units = batch.units(req.kind, req.type)
+        if not quotas.can_ever_fit(tier, req.kind, units):
+            refusal = quotas.refusal(conn, req.user_id, req.kind, tier, period, units)
+            return _reject(conn, replace(req, idempotency_key=None), tier, refusal.reason, refusal.detail)
         # The jobs row is the whole job: the tier task (and recovery) read the content from it.
         content, replaced = storable(req.content)
         note = replacement_note("the content", replaced) if replaced else None
         messages, max_tokens, _, _ = prompt(req.kind, req.type, content, tier)
         max_cost = costs.job_maximum(conn, tier, costs.prompt_tokens_estimate(messages), max_tokens)
-        inserted = jobs.insert(
-            conn,
+        row_params = jobs.insert_params(
             req,
             tier.name,
             status="queued",
@@ -106,12 +124,12 @@ def admit(sub: JobRequest | Invalid) -> Admission:
             detail=note,
             published_at=now,
         )
-        if not inserted:
-            return _existing(conn, req, tier) or _conflict(req)  # a concurrent twin committed first
-        refusal = quotas.reserve(
-            conn, req.user_id, req.kind, tier, period, max_cost, units=batch.units(req.kind, req.type)
-        )
-        if refusal is not None:
+        unit_params = quotas.reserve_params(req.user_id, tier, req.kind, period, max_cost, units)
+        admitted = conn.execute(ADMIT[req.kind], row_params | unit_params).one()
+        if not admitted.inserted:
+            return _existing(conn, req, tier) or _conflict(req)
+        if not admitted.reserved:
+            refusal = quotas.refusal(conn, req.user_id, req.kind, tier, period, units)
             jobs.reject(conn, req.job_id, refusal.reason, refusal.detail)
             return _rejected(conn, req, tier, refusal.reason)
     return Admission(tier=tier, published_at=now)

@@ -32,7 +32,7 @@ from workers.quotas.periods import utcnow
 # Statements are built once: constructing text() per call is measurable on the hot path.
 FIND = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :j")
 FIND_BY_KEY = text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = :u AND idempotency_key = :k")
-INSERT = text(
+INSERT_SQL = (
     "INSERT INTO jobs (id, user_id, kind, type, tier, status, reason, detail, retry_after,"
     " idempotency_key, notify, content_chars, content, quota_period, reserved_usd, published_at, finished_at,"
     " request_sha256)"
@@ -40,6 +40,7 @@ INSERT = text(
     " :key, :notify, :chars, :content, :period, :reserved, :published, :finished, :sha)"
     " ON CONFLICT DO NOTHING RETURNING id"
 )
+INSERT = text(INSERT_SQL)
 REJECT = text(
     "UPDATE jobs SET status = 'rejected', reason = :r, detail = CAST(:d AS jsonb), quota_period = NULL,"
     " idempotency_key = NULL, reserved_usd = 0, content = NULL, finished_at = now()"
@@ -155,30 +156,55 @@ def insert(
     published_at: datetime | None = None,
 ) -> bool:
     """Write the jobs row. False when it already exists (redelivery, or a reused idempotency key)."""
-    row = conn.execute(
-        INSERT,
-        {
-            "id": req.job_id,
-            "u": req.user_id,
-            "kind": req.kind,
-            "type": req.type,
-            "tier": tier,
-            "status": status,
-            "reason": reason,
-            "detail": None if detail is None else json.dumps(detail),
-            "retry_after": retry_after,
-            "key": req.idempotency_key,
-            "notify": None if req.notify is None else json.dumps(req.notify),
-            "chars": len(req.content),
-            "content": content,
-            "period": quota_period,
-            "reserved": reserved_usd,
-            "published": published_at,
-            "finished": utcnow() if status == "rejected" else None,
-            "sha": req.request_sha256,
-        },
-    ).first()
-    return row is not None
+    params = insert_params(
+        req,
+        tier,
+        status=status,
+        quota_period=quota_period,
+        reason=reason,
+        detail=detail,
+        retry_after=retry_after,
+        content=content,
+        reserved_usd=reserved_usd,
+        published_at=published_at,
+    )
+    return conn.execute(INSERT, params).first() is not None
+
+
+def insert_params(
+    req: JobRequest,
+    tier: str,
+    *,
+    status: str,
+    quota_period: date | None = None,
+    reason: str | None = None,
+    detail: Any = None,
+    retry_after: int | None = None,
+    content: str | None = None,
+    reserved_usd: Decimal = Decimal(0),
+    published_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The parameters of ``INSERT_SQL`` for this request."""
+    return {
+        "id": req.job_id,
+        "u": req.user_id,
+        "kind": req.kind,
+        "type": req.type,
+        "tier": tier,
+        "status": status,
+        "reason": reason,
+        "detail": None if detail is None else json.dumps(detail),
+        "retry_after": retry_after,
+        "key": req.idempotency_key,
+        "notify": None if req.notify is None else json.dumps(req.notify),
+        "chars": len(req.content),
+        "content": content,
+        "period": quota_period,
+        "reserved": reserved_usd,
+        "published": published_at,
+        "finished": utcnow() if status == "rejected" else None,
+        "sha": req.request_sha256,
+    }
 
 
 def insert_invalid(conn: Connection, sub: Invalid, tier: str) -> bool:

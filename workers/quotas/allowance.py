@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, text
 
 from config.tiers import Tier, remaining
 from workers.pipeline.batch_types import units as batch_units
@@ -23,14 +23,21 @@ from workers.quotas.subscriptions import standing
 COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
 
 
-def _reserve_statement(column: str) -> TextClause:
-    # The spend cap counts settled spend plus the maximum cost of every admitted, unsettled job
-    # (reserved_usd), so a burst of concurrent submits overruns it by at most one job's maximum.
-    # A batched analysis takes one unit per type (:n), all or none.
-    return text(
+def reserve_sql(kind: str, *, after: str | None = None) -> str:
+    """The statement that takes units of ``kind`` (parameters: ``reserve_params``).
+
+    The spend cap counts settled spend plus the maximum cost of every admitted, unsettled job
+    (reserved_usd), so a burst of concurrent submits overruns it by at most one job's maximum.
+    A batched analysis takes one unit per type (:n), all or none. With ``after`` (the name of
+    a CTE), the units are taken only for a row that CTE returned: admission writes the jobs
+    row and takes its unit in one statement (workers/pipeline/admission.py).
+    """
+    column = COLUMN[kind]  # ours, never user input
+    return (
         f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}, reserved_usd)"
-        " VALUES (:u, :s, :e, :n, :max)"
-        f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + :n,"
+        " SELECT CAST(:u AS text), CAST(:s AS date), CAST(:e AS date), CAST(:n AS integer), CAST(:max AS numeric)"
+        + (f" FROM {after}" if after else "")
+        + f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + :n,"
         " reserved_usd = quota_usage.reserved_usd + :max, updated_at = now()"
         f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} + :n <= CAST(:lim AS integer))"
         "   AND (CAST(:cap AS numeric) IS NULL"
@@ -39,8 +46,28 @@ def _reserve_statement(column: str) -> TextClause:
     )
 
 
-# Built once per job kind; the column is ours, never user input.
-RESERVE = {kind: _reserve_statement(column) for kind, column in COLUMN.items()}
+def reserve_params(
+    user_id: str, tier: Tier, kind: str, period: tuple[date, date], max_cost: Decimal, units: int
+) -> dict[str, Any]:
+    return {
+        "u": user_id,
+        "s": period[0],
+        "e": period[1],
+        "lim": tier.allowance(kind),
+        "cap": tier.spend_cap_usd,
+        "max": max_cost,
+        "n": units,
+    }
+
+
+def can_ever_fit(tier: Tier, kind: str, units: int) -> bool:
+    """False when the tier's allowance is smaller than one request (a batch of many analyses):
+    a fresh period's row is inserted without the limit check, so this is asked first."""
+    limit = tier.allowance(kind)
+    return limit is None or units <= limit
+
+
+RESERVE = {kind: text(reserve_sql(kind)) for kind in COLUMN}
 ADD_SPEND = text(
     "UPDATE quota_usage SET spend_usd = spend_usd + :a, updated_at = now()"
     " WHERE user_id = :u AND period_start = :s RETURNING spend_usd"
@@ -67,22 +94,18 @@ def reserve(
 ) -> Refusal | None:
     """Take one unit of ``kind`` for ``user_id`` in ``period`` and hold ``max_cost`` against the
     spend cap until the job settles (None), or say why not."""
-    limit = tier.allowance(kind)
-    cap = tier.spend_cap_usd
-    if limit is not None and limit < units:  # a batched analysis takes one unit per type
-        return _refusal(conn, user_id, kind, tier, period, units)
-    taken = conn.execute(
-        RESERVE[kind],
-        {"u": user_id, "s": period[0], "e": period[1], "lim": limit, "cap": cap, "max": max_cost, "n": units},
-    ).first()
+    if not can_ever_fit(tier, kind, units):  # a batched analysis takes one unit per type
+        return refusal(conn, user_id, kind, tier, period, units)
+    taken = conn.execute(RESERVE[kind], reserve_params(user_id, tier, kind, period, max_cost, units)).first()
     if taken is not None:
         return None
-    return _refusal(conn, user_id, kind, tier, period, units)
+    return refusal(conn, user_id, kind, tier, period, units)
 
 
-def _refusal(
+def refusal(
     conn: Connection, user_id: str, kind: str, tier: Tier, period: tuple[date, date], units: int = 1
 ) -> Refusal:
+    """Why the units could not be taken: the allowance, else the spend cap."""
     row = _row(conn, user_id, period[0])
     used = getattr(row, COLUMN[kind], 0) if row else 0
     spend = row.spend_usd if row else Decimal(0)
