@@ -23,18 +23,39 @@ from kombu.transport import redis as kombu_redis
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from config import get_settings
+from db import session
+from tasks import generation
 from workers.app import app
 from workers.ops import json_codec, redis_clients
+from workers.pipeline import heartbeat as heartbeat_module
+from workers.pipeline import runner
 
 __all__ = ["app"]
 
 # Same-run A/B of the hot-path speed-ups: BENCH_PIPELINE_WITHOUT=json_codec,redis_clients,no_sent_event
 # runs the pipeline with Celery's and kombu's own behaviour instead (bench.throughput variant
 # "pipeline-without-json_codec+redis_clients+no_sent_event").
+
+
+def _without_health_view() -> None:
+    os.environ["MODEL_HEALTH_VIEW_SECONDS"] = "0"  # read when the health board is first built
+    get_settings.cache_clear()
+
+
+def _without_autocommit() -> None:
+    for module in (generation, runner, heartbeat_module):  # each imported the name
+        module.autocommit = session.transaction  # type: ignore[attr-defined]
+
+
 SPEEDUPS = {
     "json_codec": json_codec.uninstall,
     "redis_clients": redis_clients.uninstall,
     "no_sent_event": lambda: app.conf.update(task_send_sent_event=True),
+    # this round's switchable ones (the others replaced code: compare commits instead)
+    "event_batches": lambda: app.conf.update(worker_consumer="celery.worker.consumer:Consumer"),
+    "health_view": _without_health_view,
+    "autocommit": _without_autocommit,
 }
 for _name in filter(None, os.environ.get("BENCH_PIPELINE_WITHOUT", "").split(",")):
     SPEEDUPS[_name.strip()]()

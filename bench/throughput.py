@@ -540,7 +540,7 @@ class Bench:
         self, latency: float, procs: int, jobs: int, users: list[str], variant: str = "pipeline"
     ) -> PhaseResult:
         """``variant`` "pipeline-without-<a>+<b>" runs the same workers with the named speed-ups
-        of workers/app.py undone (bench/counted_app.py: json_codec, redis_clients)."""
+        undone (``SPEEDUPS`` in bench/counted_app.py)."""
         from config import get_catalog
         from tasks.client import LitinkClient
         from workers.app import app
