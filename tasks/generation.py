@@ -43,11 +43,20 @@ def _first_models() -> str:
 
 @app.task(bind=True, name="litink.run_job", max_retries=None)
 def run_job(
-    self: Task, job_id: str, queued_at: float | None = None, own_delivery: int | None = None, **_legacy: Any
+    self: Task,
+    job_id: str,
+    queued_at: float | None = None,
+    own_delivery: int | None = None,
+    unsent_call: int | None = None,
+    **_legacy: Any,
 ) -> Mapping[str, Any]:
     settings = get_settings()
     try:
-        with autocommit() as conn:  # one statement (the claim); a read follows only when it fails
+        # Usually one statement (the claim), committed by itself; with the withdrawal of the
+        # last try's unsent row (its request never left) both commit together.
+        with autocommit() if unsent_call is None else transaction() as conn:
+            if unsent_call is not None:
+                jobs.withdraw_unsent(conn, job_id, unsent_call)
             claimed = jobs.claim(
                 conn,
                 job_id,
@@ -57,7 +66,7 @@ def run_job(
                 own_delivery=own_delivery,
             )
     except runner.DB_ERRORS as exc:
-        raise _retry_later(self, job_id, queued_at, own_delivery, exc) from exc
+        raise _retry_later(self, job_id, queued_at, own_delivery, exc, unsent_call) from exc
     if claimed is None:
         log.error("tier message for a job with no jobs row; dropped", extra={"job_id": job_id})
         raise Ignore()
@@ -65,7 +74,7 @@ def run_job(
         raise Ignore()  # another delivery holds it (or recovery queued it again): it answers
     if not isinstance(claimed, jobs.Claim):
         # already finished: no second call, no second row
-        return _finish(job_id, job_result(claimed), claimed.notify)
+        return _finish(self, job_id, queued_at, job_result(claimed), claimed.notify)
 
     if queued_at and claimed.delivery == 1:
         metrics.queue_wait.labels(tier=claimed.tier).observe(max(0.0, time.time() - queued_at))
@@ -83,28 +92,39 @@ def run_job(
         retry_kwargs = {"job_id": job_id, "queued_at": published.timestamp()}
         raise self.retry(countdown=countdown, kwargs=retry_kwargs) from deferred
     except runner.DB_ERRORS as exc:
-        raise _retry_later(self, job_id, queued_at, claimed.delivery, exc) from exc
+        raise _retry_later(self, job_id, queued_at, claimed.delivery, exc, claimed.unsent_call_id) from exc
     if result is None:
         raise Ignore()  # this delivery lost its claim: the one holding it answers
-    return _finish(job_id, result, claimed.notify)
+    return _finish(self, job_id, queued_at, result, claimed.notify)
 
 
-def _retry_later(self: Task, job_id: str, queued_at: float | None, own: int | None, exc: Exception) -> Exception:
-    """Postgres is unreachable: try again soon, taking this delivery's own claim back then."""
+def _retry_later(
+    self: Task, job_id: str, queued_at: float | None, own: int | None, exc: Exception, unsent: int | None
+) -> Exception:
+    """Postgres is unreachable: try again soon, taking this delivery's own claim back then, and
+    withdrawing first the attempt row (``unsent``) whose request never left."""
     countdown = min(2 ** min(self.request.retries, 5), DB_RETRY_MAX_COUNTDOWN)
     log.warning(
-        "database unavailable; delivery retried", extra={"job_id": job_id, "countdown": countdown, "own_delivery": own}
+        "database unavailable; delivery retried",
+        extra={"job_id": job_id, "countdown": countdown, "own_delivery": own, "unsent_call": unsent},
     )
-    return self.retry(
-        countdown=countdown, kwargs={"job_id": job_id, "queued_at": queued_at, "own_delivery": own}, exc=exc
-    )
+    kwargs = {"job_id": job_id, "queued_at": queued_at, "own_delivery": own, "unsent_call": unsent}
+    return self.retry(countdown=countdown, kwargs=kwargs, exc=exc)
 
 
-def _finish(job_id: str, result: Mapping[str, Any], notify: Any) -> QuietResult:
+def _finish(self: Task, job_id: str, queued_at: float | None, result: Mapping[str, Any], notify: Any) -> QuietResult:
     """The tier task's answer. Notified once when the job asked for it (the jobs row records
     it, so a redelivered finished job sends nothing twice, and one that crashed before
     notifying sends it now); returned with a summary repr, so its task-succeeded event and
-    Flower carry no content."""
-    if notify:  # set at submission and never changed: no target, no round trip to look
+    Flower carry no content.
+
+    Postgres lost between the settlement and the notification mark: the job is settled, so
+    the delivery is retried; the retry finds it finished, notifies and answers then (never a
+    SystemFault for a job that succeeded)."""
+    if not notify:  # set at submission and never changed: no target, no round trip to look
+        return quiet(result)
+    try:
         notify_job(job_id, result)
+    except runner.DB_ERRORS as exc:
+        raise _retry_later(self, job_id, queued_at, None, exc, None) from exc
     return quiet(result)

@@ -82,6 +82,8 @@ class Attempts:
                     raise ClaimLost(str(exc)) from exc
             if purpose != "answer":
                 conn.execute(SET_PURPOSE, {"p": purpose, "id": call_id})
+        if call_id == self.claim.call_id:
+            self.claim.first_call_sent()  # committed: the request leaves next
         return call_id
 
     def chain(

@@ -12,12 +12,18 @@ A claim holds a short lease (``JOB_LEASE_SECONDS``) that the worker's heartbeat 
 lease ran out. The claim statement also writes the first attempt's ``pending`` llm_calls row,
 turns a dead delivery's pending rows into ``unknown`` and finds an ``ok`` attempt a dead
 delivery already paid for: one round trip.
+
+A delivery that met a database error after its claim but before that first row's request left
+knows the row announced a call that was never made: its retry withdraws the row
+(``withdraw_unsent``) before claiming again, so the next claim does not take it for a call in
+flight and turn it into an ``unknown`` estimate.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -73,6 +79,10 @@ CLAIM = text(
     " FROM claimed c LEFT JOIN answered a ON true LEFT JOIN opened o ON true"
 )
 ANSWER = text("SELECT response_content, model_served, model FROM llm_calls WHERE id = :id")
+# A claim's first row whose request never left: still pending, or made unknown meanwhile by a
+# later claim or by recovery (neither could know the call was never made). A completed row is
+# never touched.
+WITHDRAW_UNSENT = text("DELETE FROM llm_calls WHERE id = :id AND job_id = :j AND status IN ('pending', 'unknown')")
 REQUEUE = text(
     "UPDATE jobs SET status = 'queued', lease_until = NULL, published_at = :published"
     " WHERE id = :j AND deliveries = :d AND status = 'running'"
@@ -266,6 +276,19 @@ class Claim:
     answered_id: int | None  # an ok attempt a previous delivery paid for: settle from it
     answered_model: str | None
     lost_attempts: int  # pending rows of a dead delivery, now unknown
+    # Set when the request of the first attempt (``call_id``) is about to leave; shared by the
+    # copies dataclasses.replace makes (long_content.prepare).
+    _first_call_sent: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+    def first_call_sent(self) -> None:
+        """The first attempt's row is about to go out with a request: from now on only its
+        answer (or recovery, at its estimate) may complete it."""
+        self._first_call_sent.set()
+
+    @property
+    def unsent_call_id(self) -> int | None:
+        """The first attempt's pending row when no request was made on it, else None."""
+        return None if self.call_id is None or self._first_call_sent.is_set() else self.call_id
 
 
 @dataclass(frozen=True)
@@ -321,6 +344,12 @@ def claim(
     if current is None:
         return None
     return current if current.status in FINISHED else Busy(current.status)
+
+
+def withdraw_unsent(conn: Connection, job_id: str, call_id: int) -> bool:
+    """Delete the first attempt's row of an earlier claim whose request never left (that
+    delivery met a database error before sending it). True when a row was withdrawn."""
+    return conn.execute(WITHDRAW_UNSENT, {"id": call_id, "j": job_id}).rowcount > 0
 
 
 def answer(conn: Connection, call_id: int) -> Any:

@@ -10,7 +10,9 @@ The ledger rule, as this module keeps it:
   ``internal_error`` with its unit refunded: a job is never left ``running`` by an exception.
 
 A database outage (``DB_ERRORS``) is not the job's fault: it propagates, and the task retries
-the delivery, which takes its own claim back.
+the delivery, which takes its own claim back. When the outage struck before the first
+attempt's request left (the cache lookup, a retarget), the retry withdraws that attempt's row
+(``Claim.unsent_call_id``): it announced a call that was never made.
 """
 
 from __future__ import annotations
@@ -152,6 +154,8 @@ class _Calls:
                 _retarget(call_id, self.tier, model, self.prompt_estimate, self.max_tokens)
         else:
             call_id = _open_attempt(self.claim, self.tier, model, self.prompt_estimate, self.max_tokens)
+        if call_id == self.claim.call_id:
+            self.claim.first_call_sent()  # no database write until the answer: the request leaves
         self.current = _Attempt(call_id, model, time.perf_counter())
         with provider_slot(model):
             return self._client.complete(model, self.messages, max_tokens=self.max_tokens, temperature=self.temperature)
