@@ -111,3 +111,34 @@ def test_a_tier_message_for_a_job_with_no_row_is_dropped(worker, client, faults,
     assert faults.calls() == []
     assert db.execute(text("SELECT count(*) FROM jobs")).scalar() == 0
     assert sent.state == "PENDING"
+
+
+def test_a_settlement_that_fails_with_a_bug_still_records_the_paid_answer(worker, client, faults, db):
+    # Given a settlement that raises (a bug, not an outage) when it would complete the answer
+    from workers.pipeline import jobs
+
+    real, raised = jobs.settle, []
+
+    def settle_with_a_bug(conn, claim, **kwargs):
+        if kwargs.get("answer") is not None and not raised:
+            raised.append(claim.job_id)
+            raise RuntimeError("a bug in settlement")
+        return real(conn, claim, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs, "settle", settle_with_a_bug)
+        job_id = client.submit_script("settle-bug-reader", "A story whose answer was paid for.")
+        result = client.result(job_id, timeout=30)
+    # Then the job fails internal_error with its unit back, and the call it paid for is in the
+    # ledger as ok at the provider's cost, once
+    assert raised == [job_id]
+    assert (result["status"], result["reason"]) == ("failed", "internal_error"), result
+    assert unit_and_reservation(db, "settle-bug-reader") == (0, 0, 0)
+    rows = db.execute(
+        text("SELECT status, cost_source, cost_usd, response_content FROM llm_calls WHERE job_id = :j"), {"j": job_id}
+    ).all()
+    assert len(faults.calls()) == 1 and len(rows) == 1
+    assert (rows[0].status, rows[0].cost_source) == ("ok", "provider") and rows[0].cost_usd > 0
+    assert rows[0].response_content
+    job_cost = db.execute(text("SELECT cost_usd FROM jobs WHERE id = :j"), {"j": job_id}).scalar()
+    assert job_cost == rows[0].cost_usd

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -33,14 +34,23 @@ OPEN_ATTEMPT = text(
     " FROM (SELECT id, tier FROM jobs WHERE id = :j AND deliveries = :d AND status = 'running' FOR UPDATE) AS j"
     " RETURNING id, attempt"
 )
-# Completing a row: an `unknown` one too (a delivery that outlived its lease got its answer
-# after all; the real cost replaces the estimate).
-COMPLETE_ATTEMPT = text(
-    "UPDATE llm_calls SET status = :status, model_served = :served, prompt_tokens = :p, completion_tokens = :c,"
-    " cost_usd = :cost, cost_source = :source, error_class = :err, http_status = :http, latency_ms = :lat,"
-    " generation_id = :gen, response_content = :content, completed_at = now()"
-    " WHERE id = :id AND status IN ('pending', 'unknown') RETURNING id"
-)
+
+
+def completion_sql(prefix: str = "") -> str:
+    """Completing a row: an `unknown` one too (a delivery that outlived its lease got its answer
+    after all; the real cost replaces the estimate). Parameters are named ``prefix`` + the keys
+    of ``completion_params``, so settlement can embed it as a CTE (workers/pipeline/jobs.py)."""
+    p = ":" + prefix
+    return (
+        f"UPDATE llm_calls SET status = {p}status, model_served = {p}served, prompt_tokens = {p}p,"
+        f" completion_tokens = {p}c, cost_usd = {p}cost, cost_source = {p}source, error_class = {p}err,"
+        f" http_status = {p}http, latency_ms = {p}lat, generation_id = {p}gen, response_content = {p}content,"
+        f" completed_at = now() WHERE id = {p}id AND status IN ('pending', 'unknown')"
+        " RETURNING id, prompt_tokens, completion_tokens, cost_usd, cost_source"
+    )
+
+
+COMPLETE_ATTEMPT = text(completion_sql())
 # An attempt whose worker died: its cost is the estimate written when it was opened.
 UNKNOWN = "status = 'unknown', cost_usd = estimate_usd, cost_source = 'estimate', completed_at = now()"
 MARK_UNKNOWN = text(f"UPDATE llm_calls SET {UNKNOWN}, error_class = :err WHERE id = :id AND status = 'pending'")
@@ -138,22 +148,50 @@ def complete_attempt(
     content: str | None = None,
 ) -> Decimal:
     """Complete an attempt's row with what the provider answered; returns its cost."""
-    cost, source = price(conn, usage, model, tier)
-    conn.execute(
-        COMPLETE_ATTEMPT,
-        {
-            "id": call_id,
-            "served": usage.model_served,
-            "p": usage.prompt_tokens,
-            "c": usage.completion_tokens,
-            "cost": cost,
-            "source": source,
-            "status": status,
-            "err": error_class,
-            "http": http_status,
-            "lat": latency_ms,
-            "gen": usage.generation_id,
-            "content": content,
-        },
+    params = completion_params(
+        conn,
+        call_id,
+        tier=tier,
+        model=model,
+        usage=usage,
+        status=status,
+        latency_ms=latency_ms,
+        error_class=error_class,
+        http_status=http_status,
+        content=content,
     )
-    return cost
+    conn.execute(COMPLETE_ATTEMPT, params)
+    return params["cost"]
+
+
+def completion_params(
+    conn: Connection,
+    call_id: int,
+    *,
+    tier: Tier,
+    model: str,
+    usage: CallUsage,
+    status: str,
+    latency_ms: int,
+    error_class: str | None = None,
+    http_status: int | None = None,
+    content: str | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """The parameters of ``completion_sql(prefix)``, the cost of record included."""
+    cost, source = price(conn, usage, model, tier)
+    values = {
+        "id": call_id,
+        "served": usage.model_served,
+        "p": usage.prompt_tokens,
+        "c": usage.completion_tokens,
+        "cost": cost,
+        "source": source,
+        "status": status,
+        "err": error_class,
+        "http": http_status,
+        "lat": latency_ms,
+        "gen": usage.generation_id,
+        "content": content,
+    }
+    return {prefix + key: value for key, value in values.items()}

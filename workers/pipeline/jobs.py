@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from workers.llm.costs import UNKNOWN
+from workers.llm.costs import UNKNOWN, completion_sql
 from workers.pipeline.job_result import FINISHED, JOB_COLUMNS
 from workers.pipeline.validation import Invalid, JobRequest
 from workers.quotas.periods import utcnow
@@ -87,34 +87,54 @@ REQUEUE = text(
     "UPDATE jobs SET status = 'queued', lease_until = NULL, published_at = :published"
     " WHERE id = :j AND deliveries = :d AND status = 'running'"
 )
-# Settlement, in one statement: the job's final state with totals summed from its llm_calls
-# rows (estimates excluded: they are exposure, not cost), the spend, the reservation released,
-# and the quota unit given back when asked. Only the delivery holding the claim can settle.
-SETTLE = text(
-    "WITH t AS (SELECT coalesce(sum(prompt_tokens), 0) AS p, coalesce(sum(completion_tokens), 0) AS c,"
-    "   coalesce(sum(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost"
-    "   FROM llm_calls WHERE job_id = :j),"
-    " before AS (SELECT id, reserved_usd, quota_refunded FROM jobs WHERE id = :j),"
-    " settled AS ("
-    "  UPDATE jobs SET status = :status, reason = :reason, detail = CAST(:detail AS jsonb),"
-    "   result_content = :content, model_used = :model, used_fallback = :fallback, lease_until = NULL,"
-    "   finished_at = now(), prompt_tokens = t.p, completion_tokens = t.c, cost_usd = t.cost, reserved_usd = 0,"
-    "   quota_refunded = jobs.quota_refunded OR (:refund AND jobs.quota_period IS NOT NULL)"
-    "  FROM t WHERE jobs.id = :j AND jobs.deliveries = :d AND jobs.status = 'running'"
-    f"  RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}),"
-    " usage AS ("
-    "  UPDATE quota_usage q SET spend_usd = q.spend_usd + s.cost_usd,"
-    "   reserved_usd = greatest(q.reserved_usd - b.reserved_usd, 0),"
-    "   scripts_used = greatest(q.scripts_used - CASE WHEN :refund AND NOT b.quota_refunded AND s.kind = 'script'"
-    "    THEN 1 ELSE 0 END, 0),"
-    "   analyses_used = greatest(q.analyses_used - CASE WHEN :refund AND NOT b.quota_refunded"
-    # a batched analysis (type "summary+keywords") gave one unit per type
-    "    AND s.kind = 'analysis' THEN cardinality(string_to_array(s.type, '+')) ELSE 0 END, 0),"
-    "   updated_at = now()"
-    "  FROM settled s, before b WHERE q.user_id = s.user_id AND q.period_start = s.quota_period"
-    "  RETURNING q.spend_usd)"
-    " SELECT settled.*, (SELECT spend_usd FROM usage) AS spend FROM settled"
+# The answer's attempt row, completed by the settlement itself (parameters prefixed ``a_``).
+# The totals below see the table as it was before the statement, so they take that row from
+# here instead (or as it was, when it had been completed already).
+ANSWER_CTE = (
+    f"answer AS ({completion_sql('a_')}),"
+    " calls AS (SELECT prompt_tokens, completion_tokens, cost_usd, cost_source FROM llm_calls"
+    "   WHERE job_id = :j AND (id <> :a_id OR NOT EXISTS (SELECT 1 FROM answer))"
+    "  UNION ALL SELECT prompt_tokens, completion_tokens, cost_usd, cost_source FROM answer),"
 )
+PLAIN_CTE = (
+    "calls AS (SELECT prompt_tokens, completion_tokens, cost_usd, cost_source FROM llm_calls WHERE job_id = :j),"
+)
+
+
+def _settle_sql(calls: str) -> str:
+    """Settlement, in one statement: the job's final state with totals summed from its llm_calls
+    rows (estimates excluded: they are exposure, not cost), the spend, the reservation released,
+    and the quota unit given back when asked. Only the delivery holding the claim can settle."""
+    return (
+        f"WITH {calls}"
+        " t AS (SELECT coalesce(sum(prompt_tokens), 0) AS p, coalesce(sum(completion_tokens), 0) AS c,"
+        "   coalesce(sum(cost_usd) FILTER (WHERE cost_source <> 'estimate'), 0) AS cost FROM calls),"
+        " before AS (SELECT id, reserved_usd, quota_refunded FROM jobs WHERE id = :j),"
+        " settled AS ("
+        "  UPDATE jobs SET status = :status, reason = :reason, detail = CAST(:detail AS jsonb),"
+        "   result_content = :content, model_used = :model, used_fallback = :fallback, lease_until = NULL,"
+        "   finished_at = now(), prompt_tokens = t.p, completion_tokens = t.c, cost_usd = t.cost, reserved_usd = 0,"
+        "   quota_refunded = jobs.quota_refunded OR (:refund AND jobs.quota_period IS NOT NULL)"
+        "  FROM t WHERE jobs.id = :j AND jobs.deliveries = :d AND jobs.status = 'running'"
+        f"  RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}),"
+        " usage AS ("
+        "  UPDATE quota_usage q SET spend_usd = q.spend_usd + s.cost_usd,"
+        "   reserved_usd = greatest(q.reserved_usd - b.reserved_usd, 0),"
+        "   scripts_used = greatest(q.scripts_used - CASE WHEN :refund AND NOT b.quota_refunded AND s.kind = 'script'"
+        "    THEN 1 ELSE 0 END, 0),"
+        "   analyses_used = greatest(q.analyses_used - CASE WHEN :refund AND NOT b.quota_refunded"
+        # a batched analysis (type "summary+keywords") gave one unit per type
+        "    AND s.kind = 'analysis' THEN cardinality(string_to_array(s.type, '+')) ELSE 0 END, 0),"
+        "   updated_at = now()"
+        "  FROM settled s, before b WHERE q.user_id = s.user_id AND q.period_start = s.quota_period"
+        "  RETURNING q.spend_usd)"
+        " SELECT settled.*, (SELECT spend_usd FROM usage) AS spend FROM settled"
+    )
+
+
+SETTLE = text(_settle_sql(PLAIN_CTE))
+# A successful call's row and the settlement in one statement: one round trip after the answer.
+SETTLE_WITH_ANSWER = text(_settle_sql(ANSWER_CTE))
 HEARTBEAT = text(
     "UPDATE jobs SET lease_until = now() + make_interval(secs => :lease)"
     " FROM unnest(CAST(:ids AS text[]), CAST(:ds AS integer[])) AS held(id, d)"
@@ -384,13 +404,16 @@ def settle(
     reason: str | None = None,
     detail: Any = None,
     refund: bool = False,
+    answer: dict[str, Any] | None = None,
 ) -> Any:
     """Finish a claimed job: totals, spend, reservation released and (``refund``) the unit back,
-    in one statement. Returns the job's row (with ``spend``), or None when this delivery no
-    longer holds the claim."""
+    in one statement, with ``answer`` (``costs.completion_params(..., prefix="a_")``) its
+    answer's attempt row completed. Returns the job's row (with ``spend``), or None when this
+    delivery no longer holds the claim (the answer's row is completed all the same)."""
     return conn.execute(
-        SETTLE,
-        {
+        SETTLE if answer is None else SETTLE_WITH_ANSWER,
+        (answer or {})
+        | {
             "j": claim.job_id,
             "d": claim.delivery,
             "status": status,

@@ -134,8 +134,8 @@ def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> JobRe
 
 class _Calls:
     """The provider calls of one delivery. Each has its llm_calls row, opened (pending) before
-    the request leaves and completed when it returns; the attempt in flight is kept for a
-    failure report."""
+    the request leaves and completed when it returns (the answer's row by the settlement
+    itself, in the same statement); the attempt in flight is kept for a failure report."""
 
     def __init__(
         self, claim: jobs.Claim, tier: Tier, messages: list[dict[str, str]], max_tokens: int, temperature: float
@@ -144,6 +144,7 @@ class _Calls:
         self.messages, self.max_tokens, self.temperature = messages, max_tokens, temperature
         self.prompt_estimate = costs.prompt_tokens_estimate(messages)
         self.current: _Attempt | None = None
+        self.answer: _Answer | None = None  # the successful call, completed with the settlement
         self._preopened = claim.call_id  # the claim wrote the first attempt's pending row
         self._client = get_client()
 
@@ -162,7 +163,16 @@ class _Calls:
 
     def recorded(self, model: str, error: ProviderError | None, completion: Completion | None) -> None:
         assert self.current is not None
+        if error is None and completion is not None:  # the chain's last attempt: settled with it
+            _count_call(self.current.model, "ok", completion)
+            self.answer = _Answer(self.current, completion)
+            return
         _record(self.claim, self.tier, self.current, error, completion)
+
+    def record_answer_alone(self) -> None:
+        """The settlement failed (a bug, not an outage): the paid answer is recorded anyway."""
+        if self.answer is not None:
+            _write_attempt(self.claim, self.tier, self.answer.attempt, None, self.answer.completion)
 
 
 def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None]) -> JobResult | None:
@@ -192,14 +202,21 @@ def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], Non
 
     content, replaced = storable(served.completion.content)
     detail = _notes(claim.detail, note, replacement_note("the answer", replaced) if replaced else None)
-    return _settle_success(
-        claim,
-        tier,
-        content=content,
-        model_used=served.completion.usage.model_served or served.model,
-        used_fallback=served.used_fallback,
-        detail=detail,
-    )
+    try:
+        return _settle_success(
+            claim,
+            tier,
+            content=content,
+            model_used=served.completion.usage.model_served or served.model,
+            used_fallback=served.used_fallback,
+            detail=detail,
+            answer=calls.answer,
+        )
+    except (ClaimLost, DeferredRetry, *DB_ERRORS):
+        raise
+    except Exception as exc:
+        calls.record_answer_alone()
+        return _fail_internal(claim, tier, exc, None)
 
 
 def _open_attempt(claim: jobs.Claim, tier: Tier, model: str, prompt_estimate: int, max_tokens: int) -> int:
@@ -219,18 +236,44 @@ def _retarget(call_id: int, tier: Tier, model: str, prompt_estimate: int, max_to
         retarget(conn, call_id, model, costs.attempt_estimate(conn, model, tier, prompt_estimate, max_tokens))
 
 
-def _record(
-    claim: jobs.Claim, tier: Tier, attempt: _Attempt, error: ProviderError | None, completion: Completion | None
-) -> None:
-    """Complete the attempt's row, committed at once: success or failure, it was paid for."""
-    outcome = _outcome(error)
-    metrics.llm_calls.labels(model=attempt.model, outcome=outcome).inc()
+@dataclass
+class _Answer:
+    """The successful call, whose row the settlement completes."""
+
+    attempt: _Attempt
+    completion: Completion
+
+
+def _count_call(model: str, outcome: str, completion: Completion | None) -> None:
+    metrics.llm_calls.labels(model=model, outcome=outcome).inc()
     if completion is not None:
-        metrics.llm_latency.labels(model=attempt.model).observe(completion.latency_ms / 1000)
+        metrics.llm_latency.labels(model=model).observe(completion.latency_ms / 1000)
+
+
+def _completion_fields(attempt: _Attempt, error: ProviderError | None, completion: Completion | None) -> dict[str, Any]:
+    """What an attempt's row is completed with (``costs.completion_params`` keywords)."""
+    if completion is not None:
         usage, latency_ms, content = completion.usage, completion.latency_ms, storable(completion.content)[0]
     else:
         assert error is not None
         usage, latency_ms, content = error.usage, int((time.perf_counter() - attempt.started) * 1000), None
+    return {
+        "model": attempt.model,
+        "usage": usage,
+        "status": _outcome(error),
+        "latency_ms": latency_ms,
+        "error_class": None if error is None else type(error).__name__,
+        "http_status": None if error is None else error.status,
+        "content": content,
+    }
+
+
+def _record(
+    claim: jobs.Claim, tier: Tier, attempt: _Attempt, error: ProviderError | None, completion: Completion | None
+) -> None:
+    """Complete the attempt's row, committed at once: success or failure, it was paid for."""
+    _count_call(attempt.model, _outcome(error), completion)
+    if error is not None:
         log.warning(
             "provider call failed",
             extra={
@@ -241,32 +284,38 @@ def _record(
                 "status": error.status,
             },
         )
+    _write_attempt(claim, tier, attempt, error, completion)
+
+
+def _write_attempt(
+    claim: jobs.Claim, tier: Tier, attempt: _Attempt, error: ProviderError | None, completion: Completion | None
+) -> None:
+    fields = _completion_fields(attempt, error, completion)
 
     def write() -> Any:
         with autocommit() as conn:  # one UPDATE (the price table is read once per few minutes)
-            return costs.complete_attempt(
-                conn,
-                attempt.call_id,
-                tier=tier,
-                model=attempt.model,
-                usage=usage,
-                status=outcome,
-                latency_ms=latency_ms,
-                error_class=None if error is None else type(error).__name__,
-                http_status=None if error is None else error.status,
-                content=content,
-            )
+            return costs.complete_attempt(conn, attempt.call_id, tier=tier, **fields)
 
     cost = durably(write, what="an attempt", job_id=claim.job_id)
     metrics.llm_cost.labels(tier=tier.name, model=attempt.model).inc(float(cost))
 
 
-def _finish(claim: jobs.Claim, tier: Tier, **settlement: Any) -> JobResult | None:
+def _finish(claim: jobs.Claim, tier: Tier, answer: _Answer | None = None, **settlement: Any) -> JobResult | None:
+    """Settle the job in one statement; with ``answer``, its row is completed in the same one."""
+    answer_cost: list[Any] = []
+
     def write() -> Any:
         with autocommit() as conn:  # settlement is one statement
-            return jobs.settle(conn, claim, **settlement)
+            params = None
+            if answer is not None:
+                fields = _completion_fields(answer.attempt, None, answer.completion)
+                params = costs.completion_params(conn, answer.attempt.call_id, tier=tier, prefix="a_", **fields)
+                answer_cost[:] = [params["a_cost"]]
+            return jobs.settle(conn, claim, answer=params, **settlement)
 
     row = durably(write, what="a settlement", job_id=claim.job_id)
+    if answer is not None:
+        metrics.llm_cost.labels(tier=tier.name, model=answer.attempt.model).inc(float(answer_cost[0]))
     if row is None:
         return None  # this delivery lost its claim; the one that holds it settles
     if row.quota_period is not None and row.spend is not None and row.cost_usd:
@@ -276,13 +325,21 @@ def _finish(claim: jobs.Claim, tier: Tier, **settlement: Any) -> JobResult | Non
 
 
 def _settle_success(
-    claim: jobs.Claim, tier: Tier, *, content: str, model_used: str, used_fallback: bool, detail: Any
+    claim: jobs.Claim,
+    tier: Tier,
+    *,
+    content: str,
+    model_used: str,
+    used_fallback: bool,
+    detail: Any,
+    answer: _Answer | None = None,
 ) -> JobResult | None:
     if used_fallback:
         metrics.fallbacks.labels(tier=tier.name, model=model_used).inc()
     return _finish(
         claim,
         tier,
+        answer,
         status="succeeded",
         content=content,
         model_used=model_used,
