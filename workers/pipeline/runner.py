@@ -39,8 +39,8 @@ from workers.pipeline import batch, jobs, long_content, response_reuse  # batch,
 from workers.pipeline.attempts import retarget
 from workers.pipeline.heartbeat import heartbeat
 from workers.pipeline.job_result import JobResult, job_result
-from workers.pipeline.storable import replacement_note, storable
 from workers.quotas import spend_alerts
+from workers.storable import replacement_note
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +186,12 @@ def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], Non
     except Exception as exc:  # a bug, an encoding error in the SDK: never leave the job running
         return _fail_internal(claim, tier, exc, calls.current if calls else None)
 
-    content, replaced = storable(served.completion.content)
+    replaced = served.completion.replaced  # the client made the text storable
     detail = _notes(claim.detail, note, replacement_note("the answer", replaced) if replaced else None)
     return _settle_success(
         claim,
         tier,
-        content=content,
+        content=served.completion.content,
         model_used=served.completion.usage.model_served or served.model,
         used_fallback=served.used_fallback,
         detail=detail,
@@ -223,7 +223,7 @@ def _record(
     metrics.llm_calls.labels(model=attempt.model, outcome=outcome).inc()
     if completion is not None:
         metrics.llm_latency.labels(model=attempt.model).observe(completion.latency_ms / 1000)
-        usage, latency_ms, content = completion.usage, completion.latency_ms, storable(completion.content)[0]
+        usage, latency_ms, content = completion.usage, completion.latency_ms, completion.content
     else:
         assert error is not None
         usage, latency_ms, content = error.usage, int((time.perf_counter() - attempt.started) * 1000), None
