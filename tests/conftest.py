@@ -79,6 +79,12 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     request.getfixturevalue("services")
+    reset_state()
+    yield
+
+
+def reset_state() -> None:
+    """Empty the tables and the Redis database (queues, results, locks, health)."""
     import redis
     from sqlalchemy import text
 
@@ -87,7 +93,6 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     with get_engine().begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     redis.Redis.from_url(get_settings().require_redis_url()).flushdb()
-    yield
 
 
 @pytest.fixture(scope="session")
@@ -121,11 +126,17 @@ def worker(request, emulator, services):
     """A real worker thread consuming every queue (threads pool), for one test module.
 
     A module may set ``WORKER_CONCURRENCY`` to change the number of slots.
+
+    It starts on an empty state: being module-scoped, it is set up before the first test's
+    ``clean_state``, and would otherwise consume what an earlier module left queued (a
+    submission left in ``intake`` by a test with no worker once ran in the next module's first
+    test, where it took that test's one-shot emulator fault).
     """
     from celery.contrib.testing.worker import start_worker
 
     from workers.app import app
 
+    reset_state()
     concurrency = getattr(request.module, "WORKER_CONCURRENCY", 8)
     with start_worker(
         app,

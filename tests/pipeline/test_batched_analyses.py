@@ -80,3 +80,26 @@ def test_an_unknown_type_in_the_list_is_invalid_input(worker, client, faults):
     )
     assert result["status"] == "rejected" and result["reason"] == "invalid_input"
     assert "analysis_type" in result["detail"]
+
+
+def test_a_nul_and_a_lone_surrogate_in_per_type_answers_are_replaced_and_the_detail_says_so(worker, client, faults, db):
+    # Given a free user's batch (its primary model answers the batched request in prose, so
+    # one call per type follows), and a provider whose answers hold a NUL and a lone surrogate
+    faults.inject("*", "unstorable", times=-1)
+    types = ["summary", "genre"]
+    # When the batch runs
+    result = client.result(client.submit_analysis("nul-editor", CHAPTER, analysis_type=types), timeout=60)
+    # Then it succeeds with every answer made storable, and says what was replaced
+    assert result["status"] == "succeeded", result
+    assert list(result["answers"]) == types
+    for answer in [result["content"], *result["answers"].values()]:
+        assert "\x00" not in answer and not any("\ud800" <= ch <= "\udfff" for ch in answer), repr(answer)
+    assert all("\ufffd" in answer for answer in result["answers"].values())
+    assert "cannot be stored" in result["detail"]
+    # And every attempt is recorded ok (none left pending), each part holding the storable text
+    rows = db.execute(
+        text("SELECT status, purpose, response_content FROM llm_calls WHERE job_id = :j ORDER BY attempt"),
+        {"j": result["job_id"]},
+    ).all()
+    assert [r.status for r in rows] == ["ok"] * 3, rows
+    assert all("\ufffd" in r.response_content for r in rows if r.purpose == "part")

@@ -23,6 +23,7 @@ import openai
 from config import Settings, get_settings
 from workers import errors
 from workers.errors import CallUsage
+from workers.storable import storable
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 IN_FLIGHT_BUDGET = "in_flight_budget_exhausted"
@@ -30,9 +31,10 @@ IN_FLIGHT_BUDGET = "in_flight_budget_exhausted"
 
 @dataclass(frozen=True)
 class Completion:
-    content: str
+    content: str  # storable: NUL and lone surrogates already replaced (workers/storable.py)
     usage: CallUsage
     latency_ms: int
+    replaced: int = 0  # how many characters of the provider's text were replaced
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -133,7 +135,10 @@ class OpenRouterClient:
         except openai.APIConnectionError as exc:
             raise errors.ProviderUnavailable(f"{model}: connection failed ({exc.__cause__ or exc})") from exc
         latency_ms = int((time.perf_counter() - started) * 1000)
-        return Completion(*self._read(response.content), latency_ms=latency_ms)
+        text, usage = self._read(response.content)
+        # The one place a provider's text enters: made storable here, for every caller.
+        content, replaced = storable(text)
+        return Completion(content, usage, latency_ms=latency_ms, replaced=replaced)
 
     @staticmethod
     def _read(content: bytes) -> tuple[str, CallUsage]:

@@ -33,12 +33,12 @@ from workers.pipeline import batch_types as batch
 from workers.pipeline import jobs
 from workers.pipeline.job_result import FINISHED, JobResult, job_result, unrecorded_rejection
 from workers.pipeline.runner import prompt
-from workers.pipeline.storable import replacement_note, storable
 from workers.pipeline.validation import Invalid, JobRequest, size_errors
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow
 from workers.quotas.rate_limit import user_rate_limiter
 from workers.quotas.subscriptions import standing
+from workers.storable import replacement_note, storable
 
 log = logging.getLogger(__name__)
 

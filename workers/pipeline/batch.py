@@ -30,6 +30,7 @@ from workers.ops import metrics
 from workers.pipeline import jobs
 from workers.pipeline.attempts import Attempts
 from workers.pipeline.batch_types import is_batch, known, normalise, parse, types_of, units
+from workers.storable import replacement_note, storable
 
 __all__ = ["is_batch", "known", "normalise", "parse", "run", "types_of", "units"]
 
@@ -52,6 +53,7 @@ def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sle
     attempts = Attempts(claim, tier, sleep, first_call_id=claim.call_id)
     answers: dict[str, str] | None = None
     served: Served | None = None
+    replaced = 0  # characters that cannot be stored, replaced in the answers used
     if lacks_structured_outputs(tier.models[0]):
         notes.append(f"{tier.models[0]} gives no structured answers; one call per type")
     else:
@@ -68,6 +70,8 @@ def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sle
             if answers is None:
                 remember_no_structured_outputs(served.model)
                 notes.append(f"{served.model} gave no structured answer; one call per type")
+            else:
+                replaced = served.completion.replaced
         except FatalProviderError as exc:
             return _settle_failure(claim, tier, exc, "; ".join(notes) or None)
         except (RetryableError, FallbackError) as exc:
@@ -75,11 +79,18 @@ def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sle
     mode = "batched"
     if answers is None:
         try:
-            answers, served = _one_call_per_type(attempts, tier, types, content)
+            answers, served, replaced = _one_call_per_type(attempts, tier, types, content)
         except ProviderError as exc:
             return _settle_failure(claim, tier, exc, "; ".join(notes) or None)
         mode = "per_type"
     assert served is not None
+    # The provider's text is storable already, but a JSON answer may escape what is not
+    # ("\u0000"): each decoded answer passes the same sanitizer.
+    for type_, answer in answers.items():
+        answers[type_], count = storable(answer)
+        replaced += count
+    if replaced:
+        notes.append(replacement_note("the answers", replaced))
     metrics.batched_analyses.labels(tier=tier.name, mode=mode).inc()
     return _settle_success(
         claim,
@@ -91,10 +102,14 @@ def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sle
     )
 
 
-def _one_call_per_type(attempts: Attempts, tier: Tier, types: list[str], content: str) -> tuple[dict[str, str], Served]:
+def _one_call_per_type(
+    attempts: Attempts, tier: Tier, types: list[str], content: str
+) -> tuple[dict[str, str], Served, int]:
+    """The answers by type, the last call served, and how many characters the client replaced."""
     analysis = get_catalog().analysis
     answers: dict[str, str] = {}
     served: Served | None = None
+    replaced = 0
     for type_ in types:
         served = attempts.chain(
             tier.models,
@@ -104,5 +119,6 @@ def _one_call_per_type(attempts: Attempts, tier: Tier, types: list[str], content
             purpose="part",  # one part of the answer: never settled from on its own
         )
         answers[type_] = served.completion.content
+        replaced += served.completion.replaced
     assert served is not None
-    return answers, served
+    return answers, served, replaced

@@ -41,8 +41,8 @@ from workers.pipeline import batch, jobs, long_content, response_reuse  # batch,
 from workers.pipeline.attempts import retarget
 from workers.pipeline.heartbeat import heartbeat
 from workers.pipeline.job_result import JobResult, job_result
-from workers.pipeline.storable import replacement_note, storable
 from workers.quotas import spend_alerts
+from workers.storable import replacement_note
 
 log = logging.getLogger(__name__)
 
@@ -200,13 +200,13 @@ def _call_and_settle(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], Non
     except Exception as exc:  # a bug, an encoding error in the SDK: never leave the job running
         return _fail_internal(claim, tier, exc, calls.current if calls else None)
 
-    content, replaced = storable(served.completion.content)
+    replaced = served.completion.replaced  # the client made the text storable
     detail = _notes(claim.detail, note, replacement_note("the answer", replaced) if replaced else None)
     try:
         return _settle_success(
             claim,
             tier,
-            content=content,
+            content=served.completion.content,
             model_used=served.completion.usage.model_served or served.model,
             used_fallback=served.used_fallback,
             detail=detail,
@@ -253,7 +253,7 @@ def _count_call(model: str, outcome: str, completion: Completion | None) -> None
 def _completion_fields(attempt: _Attempt, error: ProviderError | None, completion: Completion | None) -> dict[str, Any]:
     """What an attempt's row is completed with (``costs.completion_params`` keywords)."""
     if completion is not None:
-        usage, latency_ms, content = completion.usage, completion.latency_ms, storable(completion.content)[0]
+        usage, latency_ms, content = completion.usage, completion.latency_ms, completion.content
     else:
         assert error is not None
         usage, latency_ms, content = error.usage, int((time.perf_counter() - attempt.started) * 1000), None

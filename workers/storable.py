@@ -3,6 +3,14 @@
 A provider's answer (and, until producer-side validation refuses them, a producer's content)
 may carry both; storing them raises ``DataError`` or ``UnicodeEncodeError`` and would leave
 the job unfinishable. They are replaced with U+FFFD, and the caller says so in the job's detail.
+
+Where it applies, so that nothing stored or returned in a JobResult escapes it:
+- a provider's text, once, as the client reads it (``Completion.content``, with the count in
+  ``Completion.replaced``; workers/llm/openrouter.py): every attempt row, answer, summary and
+  cached answer is made from it;
+- text decoded out of a provider's text (a batched analysis's JSON answers may escape a NUL
+  as ``\u0000``; workers/pipeline/batch.py);
+- a producer's content at admission (workers/pipeline/admission.py).
 """
 
 from __future__ import annotations
