@@ -56,6 +56,7 @@ SPEEDUPS = {
     "event_batches": lambda: app.conf.update(worker_consumer="celery.worker.consumer:Consumer"),
     "health_view": _without_health_view,
     "autocommit": _without_autocommit,
+    "keepalive": lambda: os.environ.update(OPENROUTER_KEEPALIVE_CONNECTIONS="100") or get_settings.cache_clear(),
 }
 for _name in filter(None, os.environ.get("BENCH_PIPELINE_WITHOUT", "").split(",")):
     SPEEDUPS[_name.strip()]()

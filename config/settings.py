@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     openrouter_title: str = "LitinkAI"
     openrouter_connect_timeout: float = 5.0
     openrouter_read_timeout: float = 60.0
+    # Idle HTTP connections to OpenRouter a worker process keeps open (the SDK keeps 100):
+    # with more calls in flight than that, each call beyond it opens a new connection.
+    openrouter_keepalive_connections: int = Field(default=256, ge=0)
     # A Retry-After longer than this gives the worker slot back (a Celery retry with countdown).
     retry_in_process_cap_seconds: float = 10.0
     # Shared provider budget, delays calls rather than rejecting them; 0 turns a limit off.

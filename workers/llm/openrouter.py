@@ -9,6 +9,7 @@ become the project's own (workers.errors).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -90,6 +91,16 @@ def _error_body(response: Any) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
+class _HttpClient(openai.DefaultHttpxClient):
+    """The SDK's HTTP client with our pool limits. Like the client the SDK builds for itself,
+    it closes its pooled connections when it is dropped."""
+
+    def __del__(self) -> None:
+        if not self.is_closed:
+            with contextlib.suppress(Exception):
+                self.close()
+
+
 class OpenRouterClient:
     """One per process: the SDK's HTTP client is thread-safe and keeps connections alive."""
 
@@ -99,6 +110,11 @@ class OpenRouterClient:
             base_url=settings.openrouter_base_url,
             max_retries=0,
             timeout=openai.Timeout(settings.openrouter_read_timeout, connect=settings.openrouter_connect_timeout),
+            http_client=_HttpClient(
+                limits=httpx2.Limits(
+                    max_connections=1000, max_keepalive_connections=settings.openrouter_keepalive_connections
+                )
+            ),
             default_headers={"HTTP-Referer": settings.openrouter_referer, "X-Title": settings.openrouter_title},
         )
 
