@@ -134,34 +134,12 @@ def mark_unknown(conn: Connection, call_id: int, error_class: str | None = None)
     conn.execute(MARK_UNKNOWN, {"id": call_id, "err": error_class})
 
 
-def complete_attempt(
-    conn: Connection,
-    call_id: int,
-    *,
-    tier: Tier,
-    model: str,
-    usage: CallUsage,
-    status: str,
-    latency_ms: int,
-    error_class: str | None = None,
-    http_status: int | None = None,
-    content: str | None = None,
-) -> Decimal:
-    """Complete an attempt's row with what the provider answered; returns its cost."""
-    params = completion_params(
-        conn,
-        call_id,
-        tier=tier,
-        model=model,
-        usage=usage,
-        status=status,
-        latency_ms=latency_ms,
-        error_class=error_class,
-        http_status=http_status,
-        content=content,
-    )
+def complete_attempt(conn: Connection, call_id: int, **fields: Any) -> Decimal:
+    """Complete an attempt's row with what the provider answered (``fields``: the keywords of
+    ``completion_params``); returns its cost."""
+    params = completion_params(conn, call_id, **fields)
     conn.execute(COMPLETE_ATTEMPT, params)
-    return params["cost"]
+    return Decimal(params["cost"])
 
 
 def completion_params(

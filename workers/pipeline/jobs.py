@@ -171,34 +171,10 @@ def find_by_key(conn: Connection, user_id: str, key: str) -> Any:
     return conn.execute(FIND_BY_KEY, {"u": user_id, "k": key}).first()
 
 
-def insert(
-    conn: Connection,
-    req: JobRequest,
-    tier: str,
-    *,
-    status: str,
-    quota_period: date | None = None,
-    reason: str | None = None,
-    detail: Any = None,
-    retry_after: int | None = None,
-    content: str | None = None,
-    reserved_usd: Decimal = Decimal(0),
-    published_at: datetime | None = None,
-) -> bool:
-    """Write the jobs row. False when it already exists (redelivery, or a reused idempotency key)."""
-    params = insert_params(
-        req,
-        tier,
-        status=status,
-        quota_period=quota_period,
-        reason=reason,
-        detail=detail,
-        retry_after=retry_after,
-        content=content,
-        reserved_usd=reserved_usd,
-        published_at=published_at,
-    )
-    return conn.execute(INSERT, params).first() is not None
+def insert(conn: Connection, req: JobRequest, tier: str, **fields: Any) -> bool:
+    """Write the jobs row (``fields``: the keywords of ``insert_params``). False when it
+    already exists (redelivery, or a reused idempotency key)."""
+    return conn.execute(INSERT, insert_params(req, tier, **fields)).first() is not None
 
 
 def insert_params(
