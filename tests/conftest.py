@@ -9,6 +9,7 @@ fixed here, before anything reads settings, so every module sees the same config
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,11 +88,21 @@ def reset_state() -> None:
     """Empty the tables and the Redis database (queues, results, locks, health)."""
     import redis
     from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     from db.session import get_engine
 
-    with get_engine().begin() as conn:
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    # A job the previous test left in flight (its worker lives on) can deadlock with TRUNCATE,
+    # which locks every table in turn: Postgres then aborts one of the two, so try again.
+    for attempt in range(1, 6):
+        try:
+            with get_engine().begin() as conn:
+                conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+            break
+        except OperationalError:
+            if attempt == 5:
+                raise
+            time.sleep(0.2 * attempt)
     redis.Redis.from_url(get_settings().require_redis_url()).flushdb()
 
 
