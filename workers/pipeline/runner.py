@@ -38,7 +38,7 @@ from workers.llm.openrouter import Completion, get_client
 from workers.llm.provider_budget import provider_slot
 from workers.ops import metrics
 from workers.pipeline import batch, jobs, long_content, response_reuse  # batch, long_content, response_reuse: issue 13
-from workers.pipeline.attempts import retarget
+from workers.pipeline.attempts import outcome, retarget
 from workers.pipeline.heartbeat import heartbeat
 from workers.pipeline.job_result import JobResult, job_result
 from workers.quotas import spend_alerts
@@ -86,16 +86,6 @@ def durably(write: Callable[[], T], *, what: str, job_id: str) -> T:
             log.warning("could not record %s; retrying", what, extra={"job_id": job_id, "wait": wait})
             time.sleep(wait)
             wait = min(wait * 2, RECORD_BACKOFF_MAX)
-
-
-def _outcome(error: ProviderError | None) -> str:
-    if error is None:
-        return "ok"
-    if isinstance(error, RetryableError):
-        return "retry"
-    if isinstance(error, FallbackError):
-        return "fallback"
-    return "fatal"
 
 
 def _notes(*notes: Any) -> str | None:
@@ -260,7 +250,7 @@ def _completion_fields(attempt: _Attempt, error: ProviderError | None, completio
     return {
         "model": attempt.model,
         "usage": usage,
-        "status": _outcome(error),
+        "status": outcome(error),
         "latency_ms": latency_ms,
         "error_class": None if error is None else type(error).__name__,
         "http_status": None if error is None else error.status,
@@ -272,7 +262,7 @@ def _record(
     claim: jobs.Claim, tier: Tier, attempt: _Attempt, error: ProviderError | None, completion: Completion | None
 ) -> None:
     """Complete the attempt's row, committed at once: success or failure, it was paid for."""
-    _count_call(attempt.model, _outcome(error), completion)
+    _count_call(attempt.model, outcome(error), completion)
     if error is not None:
         log.warning(
             "provider call failed",

@@ -23,21 +23,20 @@ from workers.quotas.subscriptions import standing
 COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
 
 
-def reserve_sql(kind: str, *, after: str | None = None) -> str:
-    """The statement that takes units of ``kind`` (parameters: ``reserve_params``).
+def reserve_sql(kind: str, *, after: str) -> str:
+    """The statement that takes units of ``kind`` (parameters: ``reserve_params``) for the row
+    the CTE named ``after`` returned: admission writes the jobs row and takes its unit in one
+    statement (workers/pipeline/admission.py).
 
     The spend cap counts settled spend plus the maximum cost of every admitted, unsettled job
     (reserved_usd), so a burst of concurrent submits overruns it by at most one job's maximum.
-    A batched analysis takes one unit per type (:n), all or none. With ``after`` (the name of
-    a CTE), the units are taken only for a row that CTE returned: admission writes the jobs
-    row and takes its unit in one statement (workers/pipeline/admission.py).
+    A batched analysis takes one unit per type (:n), all or none.
     """
     column = COLUMN[kind]  # ours, never user input
     return (
         f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}, reserved_usd)"
         " SELECT CAST(:u AS text), CAST(:s AS date), CAST(:e AS date), CAST(:n AS integer), CAST(:max AS numeric)"
-        + (f" FROM {after}" if after else "")
-        + f" ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + :n,"
+        + f" FROM {after} ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + :n,"
         " reserved_usd = quota_usage.reserved_usd + :max, updated_at = now()"
         f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} + :n <= CAST(:lim AS integer))"
         "   AND (CAST(:cap AS numeric) IS NULL"
@@ -67,7 +66,6 @@ def can_ever_fit(tier: Tier, kind: str, units: int) -> bool:
     return limit is None or units <= limit
 
 
-RESERVE = {kind: text(reserve_sql(kind)) for kind in COLUMN}
 ADD_SPEND = text(
     "UPDATE quota_usage SET spend_usd = spend_usd + :a, updated_at = now()"
     " WHERE user_id = :u AND period_start = :s RETURNING spend_usd"
@@ -80,26 +78,6 @@ class Refusal:
 
     reason: str  # quota_exceeded or spend_cap_reached
     detail: dict[str, Any]
-
-
-def reserve(
-    conn: Connection,
-    user_id: str,
-    kind: str,
-    tier: Tier,
-    period: tuple[date, date],
-    max_cost: Decimal = Decimal(0),
-    *,
-    units: int = 1,
-) -> Refusal | None:
-    """Take one unit of ``kind`` for ``user_id`` in ``period`` and hold ``max_cost`` against the
-    spend cap until the job settles (None), or say why not."""
-    if not can_ever_fit(tier, kind, units):  # a batched analysis takes one unit per type
-        return refusal(conn, user_id, kind, tier, period, units)
-    taken = conn.execute(RESERVE[kind], reserve_params(user_id, tier, kind, period, max_cost, units)).first()
-    if taken is not None:
-        return None
-    return refusal(conn, user_id, kind, tier, period, units)
 
 
 def refusal(
