@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import logging
 import socket
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,12 @@ def free_port() -> int:
 
 
 def _postgres(data_dir: Path) -> tuple[str, Any]:
-    import pgserver
+    # pgserver asks platformdirs for a runtime folder at import; on a machine without
+    # XDG_RUNTIME_DIR (containers, CI) platformdirs warns and falls back to /tmp, which is
+    # fine for a development server. Only that warning is silenced, and only here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set", category=UserWarning)
+        import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str((data_dir / "postgres").resolve()), cleanup_mode="stop")

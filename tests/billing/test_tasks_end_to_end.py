@@ -89,6 +89,7 @@ def test_a_checkout_task_for_a_tier_without_a_price_fails_with_a_value_error(
     assert fake_stripe.requests == []
 
 
+@pytest.mark.smoke
 def test_the_contract_event_task_verifies_keeps_and_applies_an_event_once(
     worker: Any, events: Events, db: Connection
 ) -> None:

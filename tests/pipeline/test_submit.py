@@ -2,7 +2,10 @@
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
+
+pytestmark = pytest.mark.smoke
 
 STORY = "The lighthouse keeper counted ships every night until one evening a ship counted him back."
 

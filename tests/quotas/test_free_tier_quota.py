@@ -2,11 +2,13 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import text
 
 from tasks.status import usage
 
 
+@pytest.mark.smoke
 def test_six_scripts_at_once_from_a_free_user_give_two_successes_and_four_quota_rejections(worker, client, faults, db):
     # When a free user (2 videos a month) submits 6 scripts at once
     ids = [client.submit_script("free-reader", f"Chapter {i}.") for i in range(6)]

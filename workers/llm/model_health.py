@@ -242,7 +242,7 @@ class ModelHealth:
         log.warning(
             "model marked %s",
             state,
-            extra={"model": model, "state": state, "reason": reason.decode() if reason else None},
+            extra={"model": model, "state": state, "reason": _text(reason) if reason else None},
         )
 
     def _probe_lease(self) -> float:
@@ -257,7 +257,7 @@ class ModelHealth:
         now = now_s + now_us / 1e6
         rows = []
         for model in models:
-            raw = {k.decode(): v.decode() for k, v in self._redis.hgetall(KEY_PREFIX + model).items()}
+            raw = {_text(k): _text(v) for k, v in self._redis.hgetall(KEY_PREFIX + model).items()}
             state = raw.get("state", "healthy")
             until = float(raw.get("until", 0))
             if state == "unhealthy" and now >= until:
@@ -319,3 +319,8 @@ def get_health() -> ModelHealth | None:
     if not s.model_health_enabled:
         return None
     return ModelHealth(s.require_redis_url(), policy_from_settings(), s.redis_sentinel_master)
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis reply as text: this client answers bytes, but redis-py types allow either."""
+    return value.decode() if isinstance(value, bytes) else value

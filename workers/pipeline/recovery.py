@@ -32,7 +32,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import Celery, states
@@ -210,10 +210,9 @@ def _held_ids(client: redis.Redis, now: float, grace: float) -> set[str]:
     a countdown (ETA) message not yet due. A message fetched long ago whose job is still
     ``queued`` was never claimed: its worker died between fetch and claim, and kombu would give
     it back only after the visibility timeout (an hour by default)."""
-    fetched_at = {
-        tag.decode() if isinstance(tag, bytes) else tag: score
-        for tag, score in client.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True)
-    }
+    # redis-py types zrange's answer loosely; with scores it is (member, score) pairs.
+    pairs = cast("list[tuple[bytes | str, float]]", client.zrange(UNACKED_INDEX_KEY, 0, -1, withscores=True))
+    fetched_at = {tag.decode() if isinstance(tag, bytes) else tag: score for tag, score in pairs}
     held = set()
     for tag, raw in client.hgetall(UNACKED_KEY).items():
         try:
