@@ -42,6 +42,41 @@ def _engine(url: str, pid: int) -> Engine:
     )
 
 
+@lru_cache(maxsize=4)
+def _lease_engine(url: str, pid: int) -> Engine:
+    # The lease heartbeat's own single connection. Sharing the worker's pool would let it
+    # wait behind threads that hold connections during slow outside I/O for up to
+    # db_pool_timeout (longer than a lease), and a lease lost to a busy pool means a live job
+    # is re-published and its answer bought twice. Every wait here is bounded by a third of a
+    # lease, so a beat that cannot reach Postgres fails and the next one tries again.
+    budget_s = max(1, get_settings().job_lease_seconds // 3)
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=budget_s,
+        pool_pre_ping=True,  # one beat per third of a lease: a round trip is nothing here
+        hide_parameters=True,
+        connect_args={
+            "prepare_threshold": None,
+            "connect_timeout": budget_s,
+            # A vanished server (not a refusing one) would otherwise hold the socket for the
+            # kernel's TCP timeout, many minutes.
+            "tcp_user_timeout": budget_s * 1000,
+        },
+    )
+
+
+@contextmanager
+def lease_transaction(url: str | None = None) -> Iterator[Connection]:
+    """A transaction on the heartbeat's own connection, with every statement cut off after a
+    third of a lease (``SET LOCAL``, so it also holds behind PgBouncer in transaction mode)."""
+    budget_ms = max(1, get_settings().job_lease_seconds // 3) * 1000
+    with _lease_engine(url or get_settings().require_database_url(), os.getpid()).begin() as conn:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(budget_ms)}")
+        yield conn
+
+
 def pool_size() -> int:
     """How many connections one process may open to one database."""
     return get_settings().db_pool_size

@@ -119,7 +119,7 @@ def run(claim: jobs.Claim, sleep: Callable[[float], None] = time.sleep) -> JobRe
     except Exception as exc:  # settlement itself failed (a DataError, a bug): never leave it running
         return _fail_internal(claim, tier, exc, None)
     finally:
-        heartbeat.release(claim.job_id)
+        heartbeat.release(claim.job_id, claim.delivery)
 
 
 class _Calls:
