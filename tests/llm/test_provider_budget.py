@@ -5,6 +5,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from config import get_settings
+from tests.servers import redis_server
 from workers.llm.provider_budget import ProviderBudget
 
 
@@ -45,3 +46,16 @@ def test_over_the_request_budget_a_call_waits_instead_of_failing():
     except TimeoutError:
         pass
     assert len(waited) == 1 and 0 < waited[0] <= 60
+
+
+def test_a_redis_lost_during_a_call_does_not_turn_the_finished_call_into_an_error():
+    # Given an in-flight limit kept in a Redis of the test's own
+    with redis_server() as server:
+        budget = ProviderBudget(server.url(), requests_per_minute=0, concurrency_per_model=2)
+        answers = []
+        # When that Redis stops while a call is in flight
+        with budget.slot("m"):
+            server.stop()
+            answers.append("paid answer")
+    # Then the call's answer comes back: the slot could not be freed, and expires by itself
+    assert answers == ["paid answer"]

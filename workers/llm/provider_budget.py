@@ -12,17 +12,21 @@ one round trip, hence the script.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import redis
 from limits import RateLimitItemPerMinute
 from limits.strategies import MovingWindowRateLimiter
 
 from config import get_settings
 from workers.redis_connection import limits_storage, redis_client
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
 SLOT_TTL_SECONDS = 120  # longer than any single HTTP call (connect + read timeouts)
@@ -48,7 +52,8 @@ class ProviderBudget:
         sleep: Callable[[float], None] = time.sleep,
         sentinel_master: str | None = None,
     ) -> None:
-        self._redis = redis_client(redis_url, sentinel_master)
+        # Bounded waits: a Redis that stops answering must fail the call, not hang the thread.
+        self._redis = redis_client(redis_url, sentinel_master, socket_timeout=2, socket_connect_timeout=2)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._rpm = RateLimitItemPerMinute(requests_per_minute)
         self._limiter = (
@@ -77,7 +82,12 @@ class ProviderBudget:
         try:
             yield
         finally:
-            self._redis.zrem(key, token)
+            # The call has been made (and maybe paid): a Redis that went away now must not
+            # replace its answer with an exception. The slot frees itself at its expiry.
+            try:
+                self._redis.zrem(key, token)
+            except redis.RedisError:
+                log.warning("could not free an in-flight slot; it expires by itself", extra={"model": model})
 
 
 @lru_cache(maxsize=1)
