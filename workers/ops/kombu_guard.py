@@ -27,7 +27,15 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 
-_original_connparams = kombu_redis.Channel._connparams
+from workers.ops.internals import KOMBU, Internal
+
+RELIES_ON = (
+    Internal("kombu.transport.redis:Channel._connparams", KOMBU, "(self, asynchronous=False)"),
+    Internal("kombu.transport.redis:Channel.connection", KOMBU, assigned_in="kombu.transport.virtual.base"),
+)
+
+# kombu's own method, taken at install (a kombu without it fails the RELIES_ON check by name).
+_original_connparams: Any = None
 
 
 def _connparams(self: Any, asynchronous: bool = False) -> Any:
@@ -39,5 +47,7 @@ def _connparams(self: Any, asynchronous: bool = False) -> Any:
 
 def install() -> None:
     """Idempotent: patch once per process."""
+    global _original_connparams
     if kombu_redis.Channel._connparams is not _connparams:
+        _original_connparams = kombu_redis.Channel._connparams
         kombu_redis.Channel._connparams = _connparams  # type: ignore[method-assign]
