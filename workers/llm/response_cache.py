@@ -53,7 +53,15 @@ RECORD_HIT = text(
     " cost_source = 'none', estimate_usd = 0, saved_usd = :saved, latency_ms = 0, completed_at = now()"
     " WHERE id = :id AND status = 'pending'"
 )
-PURGE = text("DELETE FROM response_cache WHERE expires_at <= now()")
+# One batch of expired entries. Rows another transaction holds (an expired entry being replaced
+# by a fresh answer) are skipped, and the outer condition is checked again on the row it
+# deletes, so a just-renewed answer is never taken with the expired ones.
+PURGE = text(
+    "DELETE FROM response_cache WHERE expires_at <= now() AND key IN"
+    " (SELECT key FROM response_cache WHERE expires_at <= now() ORDER BY expires_at LIMIT :limit"
+    " FOR UPDATE SKIP LOCKED)"
+)
+PURGE_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,7 @@ def record_hit(conn: Connection, *, call_id: int, cached: Cached) -> None:
     conn.execute(COUNT_HIT, {"k": cached.key})
 
 
-def purge_expired(conn: Connection) -> int:
-    """Drop expired entries (lookups already ignore them); returns how many."""
-    return conn.execute(PURGE).rowcount
+def purge_expired(conn: Connection, limit: int = PURGE_BATCH) -> int:
+    """Drop up to ``limit`` expired entries (lookups already ignore them); returns how many.
+    The beat task calls it in short transactions until a batch comes back short."""
+    return conn.execute(PURGE, {"limit": limit}).rowcount
