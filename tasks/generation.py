@@ -48,7 +48,6 @@ def run_job(
     queued_at: float | None = None,
     own_delivery: int | None = None,
     unsent_call: int | None = None,
-    **_legacy: Any,
 ) -> Mapping[str, Any]:
     settings = get_settings()
     try:
