@@ -164,7 +164,7 @@ def build_report(
         "revenue_by_tier": revenue_by_tier,
         "margin_by_tier": margin_by_tier,
         "subscription_changes": _subscription_changes(conn, window),
-        "savings": savings(conn, window, tiers),  # issue 13: cache hits and preprocessing
+        "savings": savings(conn, window, tiers),  # what cache hits saved, what preprocessing cost
         "thresholds": {
             "failure_rate": exact_decimal(thresholds.failure_rate),
             "min_calls": thresholds.min_calls,
