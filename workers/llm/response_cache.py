@@ -1,19 +1,11 @@
 """The response cache, kept in the ledger: an answer bought once is served again to an
 identical request, and what that saved is recorded next to what was spent.
 
-The key is the sha256 of everything that shapes the answer:
-
-    kind, type, prompt template version, the model chain (in order), max_tokens,
-    temperature, and the sha256 of the submitted content
-
-The content's hash is taken before any truncation or summarising, and the analysis's
-long-content handling is part of the template version, so a cached answer is exactly the one
-this request would have produced. The tier's name is not in the key: two tiers with the same model
-chain share answers, which is the point. Neither is the user, unless the catalog's
-``cache.shared_across_users`` is false (then a hit never reveals another user's submission).
-
-A hit's ``llm_calls`` row (the job's pending one) is ``status = 'cache_hit'``, ``cost_usd = 0``,
-``cost_source = 'none'`` and ``saved_usd`` = the original answer's cost; no provider call is made.
+The key is the sha256 of everything that shapes the answer (kind, type, prompt template
+version, the model chain, max_tokens, temperature, the content's sha256, and the user when
+answers are not shared across users). A hit turns the job's pending ``llm_calls`` row into a
+``cache_hit`` row that costs 0 and saved the original cost. The rules and settings:
+docs/cost-optimisations.md, "The response cache".
 """
 
 from __future__ import annotations
