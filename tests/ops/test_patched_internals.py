@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,8 @@ def test_a_moved_attribute_or_a_changed_signature_is_reported_by_name_and_releas
         "kombu.transport.redis:Channel.no_such_field", "kombu 5.7.0", assigned_in="kombu.transport.redis"
     )
     assert gone.failure("workers.ops.x") == (
-        "kombu.transport.redis:Channel._no_such_method (patched by workers.ops.x, written for kombu 5.7.0;"
-        f" installed: kombu {importlib.metadata.version('kombu')}): no longer exists."
+        "kombu.transport.redis:Channel._no_such_method (relied on by the patch in workers.ops.x, written for"
+        f" kombu 5.7.0; installed: kombu {metadata.version('kombu')}): no longer exists."
         " Check the patch against this release before changing its RELIES_ON."
     )
     reshaped_failure = reshaped.failure("workers.ops.x")

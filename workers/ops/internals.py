@@ -76,7 +76,7 @@ class Internal:
             return None
         library = self.written_for.split()[0]
         return (
-            f"{self.target} (patched by {declared_by}, written for {self.written_for};"
+            f"{self.target} (relied on by the patch in {declared_by}, written for {self.written_for};"
             f" installed: {library} {installed(library)}): {problem}."
             f" Check the patch against this release before changing its RELIES_ON."
         )
