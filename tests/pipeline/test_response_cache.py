@@ -131,6 +131,27 @@ def test_the_beat_purge_on_a_worker_deletes_expired_answers_and_keeps_live_ones(
     assert celery_app.send_task("litink.purge_response_cache").get(timeout=30) == {"purged": 0, "batches": 1}
 
 
+def test_the_purge_skips_an_expired_answer_being_renewed_without_waiting_for_it(worker, celery_app, db):
+    from db.session import get_engine
+    from workers.llm import response_cache
+
+    # Given two expired answers, one of them locked by a worker storing a fresh answer over it
+    free = get_catalog().tier("free")
+    keys = [response_cache.key_for("analysis", "summary", free, f"{ESSAY} renewed {i}") for i in range(2)]
+    for i, key in enumerate(keys):
+        answer = {"job_id": f"job-{i}", "content": "old", "model_used": "m", "used_fallback": False}
+        response_cache.store(db, key, {**answer, "usage": {"cost_usd": "0.0001"}})
+    db.execute(text("UPDATE response_cache SET expires_at = now() - interval '1 second'"))
+    renewing = keys[0].digest
+    with get_engine().connect() as holder, holder.begin():
+        holder.execute(text("SELECT 1 FROM response_cache WHERE key = :k FOR UPDATE"), {"k": renewing})
+        # When the purge runs meanwhile
+        outcome = celery_app.send_task("litink.purge_response_cache").get(timeout=30)
+    # Then it returned at once with the other row purged, and left the locked one to its writer
+    assert outcome == {"purged": 1, "batches": 1}
+    assert [row.key for row in db.execute(text("SELECT key FROM response_cache"))] == [renewing]
+
+
 @pytest.mark.unit
 def test_the_cache_purge_runs_hourly_at_minute_45_utc():
     from tasks.schedule import beat_schedule
