@@ -1,4 +1,4 @@
-"""What each of this round's hot-path speed-ups saves per call, measured in one process, stock
+"""What each hot-path speed-up saves per call, measured in one process, stock
 and changed interleaved (so machine load hits both alike):
 
     python -m bench.hotpath_micro [--rounds 5] [--number 2000]

@@ -678,7 +678,7 @@ def ratios(results: list[PhaseResult]) -> list[dict[str, Any]]:
 
 
 def targets(results: list[PhaseResult]) -> list[dict[str, Any]]:
-    """Issue 12's targets, each met or not (or not measured in this run)."""
+    """The throughput targets (TARGETS), each met or not (or not measured in this run)."""
     out: list[dict[str, Any]] = []
     for (latency, procs), floor in TARGETS.items():
         p = find(results, "pipeline", latency, procs)
@@ -861,7 +861,7 @@ def print_report(results: list[PhaseResult], rat: list[dict[str, Any]], tgt: lis
                 for x in rat
             ],
         )
-    say("\nTargets (issue 12)")
+    say("\nTargets")
     for t in tgt:
         verdict = "not measured" if t["met"] is None else ("met" if t["met"] else "NOT MET")
         say(f"  {t['target']}: {fmt(t['value'])} -> {verdict}")

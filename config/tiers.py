@@ -98,7 +98,7 @@ class Tier(_Frozen):
     analyses_per_month: Count
     spend_cap_usd: Decimal | None
     max_content_chars: int
-    # Analyses of content longer than analysis.max_chars: cut it (the seed's way) or summarise it.
+    # Analyses of content longer than analysis.max_chars: cut it at max_chars or summarise it first.
     long_content: Literal["truncate", "summarize"] = "summarize"
     cache_scripts: bool = False  # scripts are creative: cached only where a tier opts in
     retry: RetryPolicy

@@ -1,11 +1,8 @@
-"""The tier task: runs on ``tier.<name>`` at the tier's priority, reads its job from Postgres,
-calls the model chain and settles the job.
+"""The tier task, ``litink.run_job(job_id)``: claims the job from its ``jobs`` row, runs it
+(workers/pipeline/runner.py) and answers its JobResult.
 
-The message carries only the job id: the ``jobs`` row is the whole job, so recovery can
-publish it again from Postgres. Safe to deliver any number of times: a finished job returns
-its stored JobResult without calling the provider; a job another delivery holds (or a job with
-no row) is left alone without storing anything, so a producer's ``get()`` only ever sees the
-final JobResult.
+The message carries only the job id, so recovery can publish it again from Postgres, and any
+number of deliveries are safe: docs/architecture.md, "Redelivery and idempotency".
 """
 
 from __future__ import annotations
@@ -48,7 +45,6 @@ def run_job(
     queued_at: float | None = None,
     own_delivery: int | None = None,
     unsent_call: int | None = None,
-    **_legacy: Any,
 ) -> Mapping[str, Any]:
     settings = get_settings()
     try:

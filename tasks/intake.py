@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from config import get_settings
 from tasks.generation import run_job
 from workers.app import app
+from workers.ops.internals import CELERY, Internal
 from workers.ops.task_base import LitinkTask
 from workers.pipeline.admission import Admission, admit
 from workers.pipeline.job_result import QuietResult, quiet
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 # Backoff while Postgres is unreachable: 1, 2, 4, ... 60 s (never 0: no jitter), for at least
 # INTAKE_DB_OUTAGE_SECONDS in total.
 INTAKE_RETRY_BACKOFF_MAX = 60
+
+# IntakeTask.on_replace publishes and returns, which relies on Task.replace returning what
+# on_replace returns.
+RELIES_ON = (Internal("celery.app.task:Task.on_replace", CELERY, "(self, sig)"),)
 
 
 def outage_retries(outage_seconds: float, backoff_max: int = INTAKE_RETRY_BACKOFF_MAX) -> int:

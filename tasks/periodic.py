@@ -8,7 +8,7 @@ from typing import Any
 from db.session import get_engine, transaction
 from workers.app import app
 from workers.errors import RetryableError
-from workers.llm import model_catalog
+from workers.llm import model_catalog, response_cache
 from workers.llm.costs import catalog_prices
 from workers.llm.provider_account import ProviderAccount
 from workers.pipeline import recovery
@@ -72,3 +72,21 @@ def reconcile_costs() -> dict[str, Any]:
         log.warning("reconciliation skipped: no %s snapshot", " or ".join(report["measured"]["missing"]))
     log.info("costs reconciled", extra={"reconcile": outcome})
     return outcome
+
+
+@app.task(name="litink.purge_response_cache")
+def purge_response_cache(batch: int = response_cache.PURGE_BATCH) -> dict[str, int]:
+    """Delete expired response-cache entries, ``batch`` rows per transaction, so a large
+    backlog never holds one long transaction. Lookups already ignore expired entries; this
+    only keeps the table from growing."""
+    batch = max(1, batch)
+    purged = batches = 0
+    while True:
+        with transaction() as conn:
+            deleted = response_cache.purge_expired(conn, limit=batch)
+        purged += deleted
+        batches += 1
+        if deleted < batch:
+            break
+    log.info("purged %d expired response-cache entries in %d batch(es)", purged, batches)
+    return {"purged": purged, "batches": batches}

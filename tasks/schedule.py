@@ -56,6 +56,13 @@ beat_schedule = {
         "task": "litink.sweep_stripe_events",
         "schedule": crontab(),
     },
+    # Expired response-cache entries are never served, but they stay in the table until purged.
+    # Hourly, at a minute no other entry uses; a purge that waited past the next one is dropped.
+    "purge-response-cache": {
+        "task": "litink.purge_response_cache",
+        "schedule": crontab(minute=45),
+        "options": {"expires": 3600},
+    },
     # A past-due grace period that ran out is a downgrade in subscription_changes when it happens.
     "expire-grace-periods": {
         "task": "litink.expire_grace_periods",

@@ -62,7 +62,7 @@ def test_a_webhook_that_fails_verification_gets_400_and_is_neither_kept_nor_queu
 
 
 def test_a_flood_of_large_forged_bodies_fills_nothing(receiver: Receiver, db: Connection) -> None:
-    # Given the attack from issue 11: bodies just under the cap, with a garbage signature
+    # Given a flood of bodies just under the size cap, each with a garbage signature
     body = json.dumps({"id": "evt_x", "pad": "x" * 262_000})
 
     # When three are posted

@@ -1,6 +1,6 @@
 """Ordinary mistakes get one actionable line on stderr and a non-zero exit, never a traceback.
 
-Each case is one an operator met on a fresh clone (issue 14): a database that does not exist,
+Each case is one an operator met on a fresh clone: a database that does not exist,
 a mysql:// URL, Redis not running, no network for `models sync`, `--from` after `--to`,
 `costs --json | head`, unset or empty service URLs, and `submit` with no worker.
 """

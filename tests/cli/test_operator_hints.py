@@ -1,4 +1,4 @@
-"""The small things an operator trips over (issue 14, points 4 and 5), each as the operator sees it."""
+"""The small things an operator trips over, each as the operator sees it."""
 
 from __future__ import annotations
 

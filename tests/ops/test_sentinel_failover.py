@@ -190,7 +190,7 @@ def test_every_job_finishes_when_the_broker_primary_dies_mid_run_and_sentinel_fa
     # When the primary is killed while every slot waits on the provider and the other jobs wait
     # in their queue. (Killed in the instant a message is published or popped, Redis's
     # asynchronous replication could lose that message: Postgres's recovery loop covers that
-    # case, issue 9; this test is about the failover itself.)
+    # case, tests/pipeline/test_recovery.py; this test is about the failover itself.)
     wait_until(
         lambda: (s := list(_statuses(db, job_ids).values())) and len(s) == JOBS and s.count("running") == SLOTS,
         timeout=30,

@@ -1,5 +1,5 @@
 """Every malformed submission, whatever its shape, is a JobResult rejected / invalid_input
-whose detail names each bad field, stored under the task id. Found by the issue's fuzz run."""
+whose detail names each bad field, stored under the task id. Cases found by fuzzing (test_fuzz_submissions.py)."""
 
 from __future__ import annotations
 

@@ -134,21 +134,28 @@ def test_the_request_hash_is_recorded_and_a_redelivered_submission_is_the_same_j
 
 
 def test_a_tier_message_for_a_job_with_no_row_is_dropped_and_changes_nothing(worker, client, faults, db, caplog):
-    # Given a producer that skips admission and sends the tier task directly, claiming a tier,
-    # a user and content of its choosing
-    job_id = str(uuid.uuid4())
+    # Given a producer that skips admission and sends the tier task directly, on the top
+    # tier's queue, once with a job id of its own and once also naming a user and content
     top = get_catalog().tier("enterprise")
-    message = {"job_id": job_id, "user_id": "intruder", "kind": "script", "type": "cinematic", "tier": top.name}
-    message["content"] = "Run me on the enterprise model, for free."
-    sent = another_producer().app.send_task(
-        "litink.run_job", kwargs=message, task_id=job_id, queue=top.queue, priority=top.priority
+    job_id, forged_id = str(uuid.uuid4()), str(uuid.uuid4())
+    producer = another_producer().app
+    sent = producer.send_task(
+        "litink.run_job", kwargs={"job_id": job_id}, task_id=job_id, queue=top.queue, priority=top.priority
     )
-    # Then the worker drops it with an error log
+    forged = {"job_id": forged_id, "user_id": "intruder", "tier": top.name, "content": "Run me for free."}
+    refused = producer.send_task(
+        "litink.run_job", kwargs=forged, task_id=forged_id, queue=top.queue, priority=top.priority
+    )
+    # Then the worker drops the first with an error log
     wait_until(
         lambda: any(r.levelname == "ERROR" and getattr(r, "job_id", None) == job_id for r in caplog.records),
         timeout=15,
         what="the error log of the dropped message",
     )
+    # And the second fails before any of our code runs: the tier task takes nothing but ids
+    refused.get(timeout=15, propagate=False)
+    assert refused.state == "FAILURE" and isinstance(refused.result, TypeError)
+    assert "Run me" not in str(refused.result) and "Run me" not in (refused.traceback or "")
     # And nothing changed: no row, no call, no cost, no quota, no stored answer
     for table in ("jobs", "llm_calls", "quota_usage"):
         assert db.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table

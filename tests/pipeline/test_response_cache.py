@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
 
 from config import get_catalog
@@ -104,3 +105,58 @@ def test_answers_are_shared_across_users_unless_the_catalog_keeps_them_per_user(
     private = catalog.model_copy(update={"cache": catalog.cache.model_copy(update={"shared_across_users": False})})
     per_user = {key_for("analysis", "summary", free, ESSAY, user, catalog=private).digest for user in ("a", "b")}
     assert len(per_user) == 2
+
+
+def test_the_beat_purge_on_a_worker_deletes_expired_answers_and_keeps_live_ones(worker, celery_app, db):
+    from workers.llm import response_cache
+
+    # Given five stored answers that have expired and two that are still live
+    free = get_catalog().tier("free")
+    keys = [response_cache.key_for("analysis", "summary", free, f"{ESSAY} #{i}") for i in range(7)]
+    for i, key in enumerate(keys):
+        answer = {"job_id": f"job-{i}", "content": f"answer {i}", "model_used": "m", "used_fallback": False}
+        response_cache.store(db, key, {**answer, "usage": {"cost_usd": "0.0001"}})
+    expired = {key.digest for key in keys[:5]}
+    db.execute(
+        text("UPDATE response_cache SET expires_at = now() - interval '1 second' WHERE key = ANY(:keys)"),
+        {"keys": list(expired)},
+    )
+    # When beat's task runs on a worker, two rows per transaction
+    outcome = celery_app.send_task("litink.purge_response_cache", kwargs={"batch": 2}).get(timeout=30)
+    # Then the expired rows are gone, in three batches, and the live ones stay
+    assert outcome == {"purged": 5, "batches": 3}
+    left = {row.key for row in db.execute(text("SELECT key FROM response_cache"))}
+    assert left == {key.digest for key in keys[5:]}
+    # And a second run finds nothing to do
+    assert celery_app.send_task("litink.purge_response_cache").get(timeout=30) == {"purged": 0, "batches": 1}
+
+
+def test_the_purge_skips_an_expired_answer_being_renewed_without_waiting_for_it(worker, celery_app, db):
+    from db.session import get_engine
+    from workers.llm import response_cache
+
+    # Given two expired answers, one of them locked by a worker storing a fresh answer over it
+    free = get_catalog().tier("free")
+    keys = [response_cache.key_for("analysis", "summary", free, f"{ESSAY} renewed {i}") for i in range(2)]
+    for i, key in enumerate(keys):
+        answer = {"job_id": f"job-{i}", "content": "old", "model_used": "m", "used_fallback": False}
+        response_cache.store(db, key, {**answer, "usage": {"cost_usd": "0.0001"}})
+    db.execute(text("UPDATE response_cache SET expires_at = now() - interval '1 second'"))
+    renewing = keys[0].digest
+    with get_engine().connect() as holder, holder.begin():
+        holder.execute(text("SELECT 1 FROM response_cache WHERE key = :k FOR UPDATE"), {"k": renewing})
+        # When the purge runs meanwhile
+        outcome = celery_app.send_task("litink.purge_response_cache").get(timeout=30)
+    # Then it returned at once with the other row purged, and left the locked one to its writer
+    assert outcome == {"purged": 1, "batches": 1}
+    assert [row.key for row in db.execute(text("SELECT key FROM response_cache"))] == [renewing]
+
+
+@pytest.mark.unit
+def test_the_cache_purge_runs_hourly_at_minute_45_utc():
+    from tasks.schedule import beat_schedule
+
+    entry = beat_schedule["purge-response-cache"]
+    assert entry["task"] == "litink.purge_response_cache"
+    assert entry["schedule"].minute == {45} and len(entry["schedule"].hour) == 24
+    assert str(entry["schedule"].tz) == "UTC"  # the app's timezone (celeryconfig.py)

@@ -1,4 +1,4 @@
-"""The issue's acceptance path: a free user's monthly allowance, refunds and an upgrade."""
+"""A free user's monthly allowance end to end: using it up, refunds and an upgrade."""
 
 from concurrent.futures import ThreadPoolExecutor
 

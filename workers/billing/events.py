@@ -1,19 +1,9 @@
 """Stripe webhook events: verified at the door, kept in the inbox, then applied once and in order.
 
-This module runs the inbox (:mod:`workers.billing.inbox`); :mod:`workers.billing.handlers`
-decides what each event type changes.
-
-1. **The door** (the ``webhooks`` receiver, or :func:`handle_event` for a producer that sends
-   the raw body itself): the signature and its age are verified, then the event is stored
-   ``received`` with its raw body. Nothing unverified is stored or queued.
-2. **Processing** (:func:`process_event`) works from the stored row only and never looks at the
-   signature's age again, so a backlog or an outage of any length loses nothing. The row is
-   locked, so one delivery at a time; a row already processed is a ``duplicate``.
-3. The handler's outcome and the row's new state are written in the transaction that changes the
-   subscription: ``applied`` (provisioned, updated, ...) or ``ignored`` (stale, other_subscription,
-   unknown_price, ...). An error that retrying will not cure leaves it ``failed``, with the error,
-   for an operator to :func:`replay_event` after the fix. A transient one (database, Stripe
-   unreachable) rolls back and raises, and the task retries.
+This module runs the inbox (:mod:`workers.billing.inbox`): :func:`handle_event` is the door for
+a producer that sends the raw body itself, :func:`process_event` applies a stored event from its
+row alone, and :func:`replay_event` retries a ``failed`` one. :mod:`workers.billing.handlers`
+decides what each event type changes. The states and outcomes: docs/billing.md, "The inbox".
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
-"""The retry and fallback policy of a tier, in one function.
+"""The retry and fallback policy of a tier, in one function (``run_chain``).
 
-For each model of the tier's chain, in order:
-- retry RetryableError with exponential backoff and full jitter, or the provider's
-  Retry-After when it sent one, until the tier's attempts or seconds run out;
-- a FallbackError, or retries running out, moves on to the next model;
-- a FatalProviderError ends the chain: no other model can succeed (key, credits);
-- a Retry-After longer than the in-process cap raises DeferredRetry, so the task gives its
-  worker slot back and Celery retries it later;
-- with a ``health`` board (workers/llm/model_health.py), a model marked unhealthy by any
-  worker is skipped at once, and retries of a model stop as soon as it is marked; the chain's
-  last model is always tried, so a job never fails without a call.
-
-Sleeping is injectable (``sleep=``), so tests never sleep.
+Retryable errors are retried per model (backoff with full jitter, or the provider's
+Retry-After) until the tier's attempts or seconds run out; a fallback error or exhausted retries
+move to the next model; a fatal error ends the chain; a long Retry-After raises DeferredRetry;
+models marked unhealthy are skipped, except the last. Sleeping is injectable (``sleep=``).
+The table of provider answers: docs/architecture.md, "Errors, retries and fallback".
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """Shared model health: a model that keeps failing is skipped by every worker for a while.
 
-Per model, in one Redis hash shared by every worker process (``litink:health:<model>``):
-
-    healthy --(N consecutive retryable failures, or an error rate over the window)--> unhealthy
-    unhealthy --(cool-down passes; one caller wins the probe lease)--> probing call
-        probe succeeds --> healthy          probe fails --> unhealthy for another cool-down
-
-- Only what is the model's fault counts: retryable failures (408, 429, 5xx, timeouts,
-  connection errors). A 402 (credits, key limit or the in-flight budget) and a 401 are the
-  account's, a 400 or a moderation refusal is the request's; none of them marks a model.
-- Every transition runs in one Lua script on Redis's own clock, so concurrent workers agree
-  and only one of them probes.
-- Health is an optimisation, never a gate that fails jobs: if Redis cannot be reached a model
-  counts as healthy, and the chain's last model is always tried (workers/llm/model_chain.py).
-- The happy path costs Redis nothing per call: a worker process trusts its last look at a
-  healthy model for ``view_seconds`` (MODEL_HEALTH_VIEW_SECONDS) and reports that model's
-  successes in one batch with its next look. A failure, a probe and any model not seen
-  healthy go to Redis at once. So a model marked by another worker is skipped here at most
-  ``view_seconds`` later, and successes count in the window at most that late.
+One Redis hash per model, moved by one Lua script on Redis's own clock, so concurrent workers
+agree and only one of them probes a model after its cool-down. Only retryable failures count
+against a model; health never fails a job (Redis unreachable means healthy, and the chain's
+last model is always tried). The states, the probe and the per-process view:
+docs/cost-optimisations.md, "Shared model health".
 """
 
 from __future__ import annotations

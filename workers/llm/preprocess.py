@@ -1,14 +1,10 @@
-"""Long content, condensed by a cheap model before an expensive analysis (map-reduce).
-
-Content longer than the analysis's ``max_chars`` is split into chunks of about
-``chunk_chars`` (at paragraph, then sentence, then word boundaries); each chunk is condensed
-by the catalog's ``preprocess_model``; the condensed parts are joined. If the joined text is
-still too long, the same is done to it again (at most ``MAX_ROUNDS`` rounds), and what is left
-over after that is cut. Each chunk's word budget is its share of ``max_chars``, so one round
-is usually enough.
+"""Long content, condensed by a cheap model before an expensive analysis (map-reduce): split
+into chunks at paragraph, sentence or word boundaries, condense each, join, and again (at most
+``MAX_ROUNDS`` rounds) while the result is still longer than ``max_chars``; then cut.
 
 The caller supplies ``condense(chunk, part, parts, words) -> str`` (one model call, with the
 retry policy and the ledger rows), so this module is pure text handling and easy to test.
+The tier settings: docs/cost-optimisations.md, "Long content, preprocessed by a cheap model".
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
-"""The provider's own figures: what OpenRouter says the key spent, and what one call cost.
+"""The provider's own figures: what OpenRouter says the key spent (``GET /key``), what one call
+cost (``GET /generation``) and the account's usage (``GET /credits``, with a management key).
 
-- ``GET /key`` (the ordinary inference key): the key's cumulative ``usage`` and its spend in
-  the current UTC day, week and month. Snapshotted by beat (tasks/periodic.py), so the
-  provider's spend over a window is a difference of two snapshots.
-- ``GET /generation?id=``: one generation's cost and tokens, for calls whose cost the ledger
-  did not get from the provider.
-- ``GET /credits``: the whole account's usage; needs ``OPENROUTER_MANAGEMENT_KEY``.
-
-Same base URL and key as the chat client (workers/llm/openrouter.py), plain HTTP through the
-same HTTP library (httpx2), explicit timeouts, bodies parsed with ``parse_float=Decimal`` so money keeps
-every digit. Every failure leaves this module as a workers.errors class: HTTP statuses go
-through ``openrouter.translate`` (one classification of provider answers), and only what is
-specific to these endpoints (a 404 on /generation, a body of the wrong shape) is decided here.
+Same base URL, key and HTTP library as the chat client, explicit timeouts, money parsed as
+Decimal; failures leave as workers.errors classes through ``openrouter.translate``. How the
+figures are used: docs/operations.md, "Reconciliation with the provider".
 """
 
 from __future__ import annotations

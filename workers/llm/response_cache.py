@@ -1,19 +1,11 @@
 """The response cache, kept in the ledger: an answer bought once is served again to an
 identical request, and what that saved is recorded next to what was spent.
 
-The key is the sha256 of everything that shapes the answer:
-
-    kind, type, prompt template version, the model chain (in order), max_tokens,
-    temperature, and the sha256 of the submitted content
-
-The content's hash is taken before any truncation or summarising, and the analysis's
-long-content handling is part of the template version, so a cached answer is exactly the one
-this request would have produced. The tier's name is not in the key: two tiers with the same model
-chain share answers, which is the point. Neither is the user, unless the catalog's
-``cache.shared_across_users`` is false (then a hit never reveals another user's submission).
-
-A hit's ``llm_calls`` row (the job's pending one) is ``status = 'cache_hit'``, ``cost_usd = 0``,
-``cost_source = 'none'`` and ``saved_usd`` = the original answer's cost; no provider call is made.
+The key is the sha256 of everything that shapes the answer (kind, type, prompt template
+version, the model chain, max_tokens, temperature, the content's sha256, and the user when
+answers are not shared across users). A hit turns the job's pending ``llm_calls`` row into a
+``cache_hit`` row that costs 0 and saved the original cost. The rules and settings:
+docs/cost-optimisations.md, "The response cache".
 """
 
 from __future__ import annotations
@@ -53,7 +45,15 @@ RECORD_HIT = text(
     " cost_source = 'none', estimate_usd = 0, saved_usd = :saved, latency_ms = 0, completed_at = now()"
     " WHERE id = :id AND status = 'pending'"
 )
-PURGE = text("DELETE FROM response_cache WHERE expires_at <= now()")
+# One batch of expired entries. Rows another transaction holds (an expired entry being replaced
+# by a fresh answer) are skipped, and the outer condition is checked again on the row it
+# deletes, so a just-renewed answer is never taken with the expired ones.
+PURGE = text(
+    "DELETE FROM response_cache WHERE expires_at <= now() AND key IN"
+    " (SELECT key FROM response_cache WHERE expires_at <= now() ORDER BY expires_at LIMIT :limit"
+    " FOR UPDATE SKIP LOCKED)"
+)
+PURGE_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,7 @@ def record_hit(conn: Connection, *, call_id: int, cached: Cached) -> None:
     conn.execute(COUNT_HIT, {"k": cached.key})
 
 
-def purge_expired(conn: Connection) -> int:
-    """Drop expired entries (lookups already ignore them); returns how many."""
-    return conn.execute(PURGE).rowcount
+def purge_expired(conn: Connection, limit: int = PURGE_BATCH) -> int:
+    """Drop up to ``limit`` expired entries (lookups already ignore them); returns how many.
+    The beat task calls it in short transactions until a batch comes back short."""
+    return conn.execute(PURGE, {"limit": limit}).rowcount

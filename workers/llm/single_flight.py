@@ -1,13 +1,10 @@
 """Single-flight: identical requests in flight at once, across every worker process, make
-one provider call. The first takes a Redis lock on the cache key and calls; the others wait
-(bounded) until the lock is released, then find the leader's answer in the response cache.
+one provider call. The first takes a Redis lock on the cache key and calls; the others poll
+only the lock, then find the leader's answer in the response cache.
 
-- The lock expires by itself (SINGLE_FLIGHT_LOCK_SECONDS), so a leader that dies frees it.
-- A leader that fails releases the lock without an answer: the next waiter leads.
-- A waiter whose wait runs out (SINGLE_FLIGHT_WAIT_SECONDS) calls the provider itself:
-  waiting is an optimisation and never fails a job. So is Redis: unreachable, everyone calls.
-- Only the lock is polled while waiting (a Redis round trip); Postgres is read once the
-  lock is free, so twenty waiters cost the database nothing until the answer exists.
+Waiting never fails a job: a lock expires by itself, a failed leader hands over to the next
+waiter, and a waiter that waited too long (or finds Redis unreachable) calls the provider
+itself. The steps and settings: docs/cost-optimisations.md, "Single-flight".
 """
 
 from __future__ import annotations

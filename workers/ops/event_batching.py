@@ -19,6 +19,19 @@ from typing import Any
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 from config import get_settings
+from workers.ops.internals import CELERY, KOMBU, Internal
+
+_CONSUMER = "celery.worker.consumer.consumer:Consumer"
+RELIES_ON = (
+    Internal(f"{_CONSUMER}.on_send_event_buffered", CELERY, "(self)"),
+    Internal(f"{_CONSUMER}._flush_events", CELERY, "(self)"),
+    Internal(f"{_CONSUMER}.shutdown", CELERY, "(self)"),
+    Internal(f"{_CONSUMER}.hub", CELERY, assigned_in="celery.worker.consumer.consumer"),
+    Internal(f"{_CONSUMER}.event_dispatcher", CELERY, assigned_in="celery.worker.consumer.events"),
+    Internal("celery.events.dispatcher:EventDispatcher.buffer_limit", CELERY, assigned_in="celery.events.dispatcher"),
+    Internal("kombu.asynchronous.hub:Hub.call_soon", KOMBU, "(self, callback, *args)"),
+    Internal("kombu.asynchronous.hub:Hub.call_later", KOMBU, "(self, delay, callback, *args)"),
+)
 
 BUFFER_LIMIT = 256  # events per message at most (about 100 KB)
 

@@ -1,22 +1,9 @@
 """Launch Flower for the Litink workers, behind authentication: ``python -m workers.ops.flower``.
 
-- Credentials come from ``FLOWER_BASIC_AUTH`` (``user:password``, several separated by
-  commas). They reach Flower through that same environment variable, which Flower reads
-  itself (every Flower option can be given as ``FLOWER_<OPTION>``), so the password never
-  appears on a command line (``ps``) or in a log line.
-- Without credentials the launcher refuses to start (exit code 2), unless
-  ``--insecure-local`` is given: then Flower binds 127.0.0.1 only, and says so.
-- ``-A workers.app`` gives Flower the workers' own Celery configuration, so its broker view
-  uses the same ``broker_transport_options``: Flower's Redis broker client sums ``LLEN`` over
-  every key of ``priority_steps`` (``queue`` and ``queue<sep><step>``), so the queue lengths it
-  shows include the messages waiting in every priority sub-queue. ``--broker_api`` is only for
-  RabbitMQ's management API and is not used with Redis.
-- ``--persistent`` keeps Flower's task and worker state in ``<data dir>/flower.db`` across
-  restarts, saved every ``STATE_SAVE_INTERVAL_MS`` as well as at shutdown.
-- It listens on ``FLOWER_ADDRESS`` (default 127.0.0.1): put a TLS reverse proxy in front to
-  reach it from elsewhere (docs/operations.md).
-- It watches but cannot act: ``--read_only`` plus ``workers.ops.flower_guard``, which answers
-  403 to the API that runs, revokes or aborts tasks, controls workers, or reads results.
+Credentials travel only in ``FLOWER_BASIC_AUTH`` (never on a command line); without them the
+launcher refuses to start unless ``--insecure-local`` binds 127.0.0.1. Flower gets the workers'
+own configuration (``-A workers.app``), keeps its state in ``flower.db`` and runs read-only
+under workers.ops.flower_guard. How to run and reach it: docs/operations.md, "Flower".
 """
 
 from __future__ import annotations

@@ -11,10 +11,33 @@ the ``celery`` command as ``python -m celery`` would.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 from tornado.web import RequestHandler
+
+from workers.ops.internals import FLOWER, Internal
+
+REFUSED = {
+    "flower.api.tasks": ("TaskApply", "TaskAsyncApply", "TaskSend", "TaskAbort", "TaskResult"),
+    "flower.api.control": (
+        "TaskRevoke",
+        "TaskTimout",
+        "TaskRateLimit",
+        "WorkerShutDown",
+        "WorkerPoolRestart",
+        "WorkerPoolGrow",
+        "WorkerPoolShrink",
+        "WorkerPoolAutoscale",
+        "WorkerQueueAddConsumer",
+        "WorkerQueueCancelConsumer",
+    ),
+}
+RELIES_ON = (
+    Internal("flower.urls:handlers", FLOWER),
+    *(Internal(f"{module}:{name}", FLOWER) for module, names in REFUSED.items() for name in names),
+)
 
 REFUSAL = "Refused: this Flower is read-only; tasks are submitted by producers, not through Flower."
 
@@ -34,25 +57,7 @@ class Refused(RequestHandler):
 
 def refused_handlers() -> set[type]:
     """Flower's handlers that act on tasks or workers, or read a task's result."""
-    from flower.api import control, tasks
-
-    return {
-        tasks.TaskApply,
-        tasks.TaskAsyncApply,
-        tasks.TaskSend,
-        tasks.TaskAbort,
-        tasks.TaskResult,
-        control.TaskRevoke,
-        control.TaskTimout,
-        control.TaskRateLimit,
-        control.WorkerShutDown,
-        control.WorkerPoolRestart,
-        control.WorkerPoolGrow,
-        control.WorkerPoolShrink,
-        control.WorkerPoolAutoscale,
-        control.WorkerQueueAddConsumer,
-        control.WorkerQueueCancelConsumer,
-    }
+    return {getattr(importlib.import_module(module), name) for module, names in REFUSED.items() for name in names}
 
 
 def install() -> int:

@@ -28,6 +28,14 @@ from kombu.serialization import register, register_json
 from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 
+from workers.ops.internals import KOMBU, Internal
+
+# The Redis transport encodes its envelope with these two module-level names.
+RELIES_ON = (
+    Internal("kombu.transport.redis:dumps", KOMBU),
+    Internal("kombu.transport.redis:loads", KOMBU),
+)
+
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "utf-8"
 _MARKER = '"__type__"'

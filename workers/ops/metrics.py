@@ -1,5 +1,6 @@
-"""Prometheus metrics, the seed guide's key figures. Postgres stays the record of money;
-these counters are for dashboards and alerts (floats are fine here, never for billing)."""
+"""Prometheus metrics: calls, latency, queue waits, cost and cache figures. Postgres stays the
+record of money; these counters are for dashboards and alerts (floats are fine here, never for
+billing)."""
 
 from __future__ import annotations
 

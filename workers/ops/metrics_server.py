@@ -1,19 +1,9 @@
-"""Exposing workers/ops/metrics.py to Prometheus: an HTTP ``/metrics`` endpoint in the worker.
+"""Serves workers/ops/metrics.py to Prometheus: an HTTP ``/metrics`` endpoint in each worker.
 
-Two modes, chosen by prometheus_client's own environment variable:
-
-- ``PROMETHEUS_MULTIPROC_DIR`` unset: the process's default registry, served by
-  ``start_http_server``. Right for the threads and gevent pools (one process).
-- ``PROMETHEUS_MULTIPROC_DIR`` set (prefork pool, or several worker processes on one host):
-  every process writes its samples to files in that directory, and the endpoint serves a
-  fresh ``CollectorRegistry`` holding a ``MultiProcessCollector`` that sums them. The
-  directory must exist, be empty at deploy time, and be set in the environment before Python
-  starts (prometheus_client picks its value store at import). A pool child that exits is
-  marked dead, which drops its live-gauge files.
-
-Only one process per host can bind a port: a second worker with the same ``METRICS_PORT``
-logs a warning and runs without an endpoint (in multiprocess mode the first one already
-serves everybody's samples).
+With ``PROMETHEUS_MULTIPROC_DIR`` set (prefork, or several worker processes on a host) the
+endpoint sums every process's samples; otherwise it serves this process's registry. A second
+process on the same ``METRICS_PORT`` logs a warning and runs without one. Set-up:
+docs/operations.md, "Prometheus metrics".
 """
 
 from __future__ import annotations

@@ -19,6 +19,14 @@ from typing import Any
 
 from celery.worker.request import Request
 
+from workers.ops.internals import CELERY, Internal
+
+# The request's copy of the message headers and the reprs Celery reads from it.
+RELIES_ON = tuple(
+    Internal(f"celery.worker.request:Request.{name}", CELERY, assigned_in="celery.worker.request")
+    for name in ("_request_dict", "_argsrepr", "_kwargsrepr")
+)
+
 SHOWN = frozenset(
     {"job_id", "user_id", "kind", "type", "script_type", "analysis_type", "tier", "queued_at", "event_id"}
 )

@@ -19,9 +19,18 @@ from typing import Any
 
 from kombu.transport import redis as kombu_redis
 
+from workers.ops.internals import KOMBU, Internal
+
+RELIES_ON = (
+    Internal("kombu.transport.redis:Channel._create_client", KOMBU, "(self, asynchronous=False)"),
+    Internal("kombu.transport.redis:Channel.pool", KOMBU),
+)
+
 _ATTR = "_litink_sync_client"
-_original = kombu_redis.Channel._create_client
 _lock = threading.Lock()
+# kombu's own method, taken when the patch is installed (not at import, so that a kombu without
+# it fails the RELIES_ON check by name rather than this module's import).
+_original: Any = None
 
 
 def _create_client(self: Any, asynchronous: bool = False) -> Any:
@@ -40,9 +49,13 @@ def _create_client(self: Any, asynchronous: bool = False) -> Any:
 
 def install() -> None:
     """Patch kombu's Redis channel in this process (idempotent)."""
-    kombu_redis.Channel._create_client = _create_client  # type: ignore[method-assign]
+    global _original
+    if kombu_redis.Channel._create_client is not _create_client:
+        _original = kombu_redis.Channel._create_client
+        kombu_redis.Channel._create_client = _create_client  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     """Back to kombu's behaviour (the benchmark measures both)."""
-    kombu_redis.Channel._create_client = _original  # type: ignore[method-assign]
+    if _original is not None:
+        kombu_redis.Channel._create_client = _original  # type: ignore[method-assign]

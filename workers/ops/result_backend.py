@@ -17,6 +17,27 @@ from celery.backends.redis import RedisBackend, SentinelBackend
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.objects import cached_property
 
+from workers.ops.internals import CELERY, Internal
+
+_BACKEND = "celery.backends.redis:RedisBackend"
+RELIES_ON = (
+    Internal(
+        f"{_BACKEND}._store_result", CELERY, "(self, task_id, result, state, traceback=None, request=None, **kwargs)"
+    ),
+    Internal(
+        f"{_BACKEND}._get_result_meta",
+        CELERY,
+        "(self, result, state, traceback, request, format_date=True, encode=False)",
+    ),
+    Internal(f"{_BACKEND}._MAX_STR_VALUE_SIZE", CELERY),
+    Internal(f"{_BACKEND}.ensure", CELERY, "(self, fun, args, **policy)"),
+    Internal(f"{_BACKEND}.get_key_for_task", CELERY, "(self, task_id, key='')"),
+    Internal(f"{_BACKEND}.encode", CELERY, "(self, data)"),
+    Internal(f"{_BACKEND}.client", CELERY),
+    Internal(f"{_BACKEND}.expires", CELERY, assigned_in="celery.backends.base"),
+    Internal(f"{_BACKEND}.failure_expires", CELERY, assigned_in="celery.backends.redis"),
+)
+
 MODULE = "workers.ops.result_backend"
 
 

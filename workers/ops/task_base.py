@@ -26,6 +26,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 
 from workers.errors import DataRefused, SystemFault
+from workers.ops.internals import CELERY, Internal
+
+RELIES_ON = (
+    Internal("celery.app.task:Task.Request", CELERY),
+    Internal(
+        "celery.app.task:Task.signature_from_request",
+        CELERY,
+        "(self, request=None, args=None, kwargs=None, queue=None, **extra_options)",
+    ),
+)
 
 log = logging.getLogger(__name__)
 

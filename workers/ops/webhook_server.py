@@ -1,23 +1,9 @@
-"""The ``webhooks`` process: Stripe's door. It verifies each webhook, keeps it, then queues it.
+"""The ``webhooks`` process: Stripe's door. ``POST /stripe/webhook`` reads the body (up to
+``WEBHOOK_MAX_BODY_BYTES``), verifies its signature, keeps the event in the ``stripe_events``
+inbox and queues ``litink.process_stripe_event`` by id; ``GET /health`` says whether Postgres
+and the broker answer. The body and the signature are never logged.
 
-``POST /stripe/webhook``:
-
-1. The body is read up to ``WEBHOOK_MAX_BODY_BYTES`` (413 beyond, never read whole).
-2. The ``Stripe-Signature`` header is verified on the raw body with the ``stripe`` library: the
-   HMAC (constant-time) and the age (``STRIPE_WEBHOOK_TOLERANCE``). Missing, wrong or too old:
-   **400**, and nothing is stored or queued, so a forger costs one HMAC and nothing else.
-3. The verified event is written to the ``stripe_events`` inbox (state ``received``, the raw body)
-   before any answer: Postgres unreachable means **503**, and Stripe delivers it again later.
-4. ``litink.process_stripe_event(event_id)`` is queued on ``billing`` (the id only, never the
-   body), and Stripe gets **200**. A broker that is down changes nothing for Stripe: the event is
-   kept, and the beat sweep queues it a minute later.
-
-A delivery of an event already in the inbox answers 200 again (Stripe retries what it did not
-see answered) and queues it only while it is still ``received``.
-
-``GET /health``: 200 while the process runs, with whether Postgres and the broker answered.
-
-The body and the signature are never logged.
+Each answer (400, 413, 503, 200) and why: docs/billing.md, "The webhook receiver".
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ catalog's cheap model first (workers/llm/preprocess.py), and the analysis reads 
 
 Every preprocessing call is an attempt of the job in ``llm_calls`` (``purpose = 'preprocess'``),
 written ``pending`` before it leaves and completed with its cost, so the job's totals include it. If condensing
-fails for any reason, the analysis falls back to the seed's truncation and says so; it never
+fails for any reason, the analysis falls back to truncation at ``max_chars`` and says so; it never
 fails the job by itself. A redelivered job condenses again.
 """
 

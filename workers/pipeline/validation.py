@@ -121,7 +121,7 @@ def parse_submission(kind: str, job_id: Any, args: Sequence[Any], kwargs: Mappin
 
     type_ = kwargs.get(type_field, DEFAULT_TYPE[kind])
     known = script_types() if kind == "script" else analysis_types()
-    if kind == "analysis":  # issue 13: a list of types is one batched analysis ("summary+keywords")
+    if kind == "analysis":  # a list of types is one batched analysis ("summary+keywords")
         type_ = batch.normalise(type_)
         if not batch.known(type_):
             errors[type_field] = f"must be one of: {', '.join(known)}, or a list of them"

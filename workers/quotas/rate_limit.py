@@ -1,16 +1,10 @@
 """Per-user requests-per-minute, shared by every worker process through Redis.
 
-Celery's own ``rate_limit`` is per worker process, so it cannot hold a limit across a
-fleet. The limit is a true moving window: a list of the user's last ``limit`` request times,
-so a burst at a window edge cannot double the rate. It runs as one small Lua script rather
+A true moving window (the user's last ``limit`` request times) in one small Lua script rather
 than the ``limits`` library's moving window (which the provider budget uses): one round trip
 that also returns when a refused request may retry, and four Redis commands per admission
-instead of five plus a second call on refusal (docs/benchmarks.md).
-
-When Redis cannot be reached the limiter fails OPEN by default (RATE_LIMIT_FAIL_OPEN):
-the quota and spend cap in Postgres still bound what a user can spend, and refusing every
-job because a throttle is down would turn a Redis blip into an outage. Set it to false to
-fail closed (reason ``rate_limiter_unavailable``).
+instead of five plus a second call on refusal (docs/benchmarks.md). When Redis cannot be
+reached it fails open unless RATE_LIMIT_FAIL_OPEN is false: docs/quotas.md, "Rate limits".
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
-"""What the cost optimisations saved, for the cost report (``report["savings"]``).
-
-- Cache hits: jobs submitted in the window and served from the response cache (or from an
-  identical job in flight), by tier and kind. The hit rate is hits over succeeded jobs; the
-  money saved is the sum of the hits' ``llm_calls.saved_usd`` (each the original answer's cost).
-- Preprocessing: the cheap model's calls condensing long analyses (``purpose = 'preprocess'``),
-  their count and cost; that cost is already part of the report's total cost.
-
-Money is an exact decimal string, ratios four-place decimal strings, as in the rest of the report.
+"""What the cost optimisations saved, for the cost report (``report["savings"]``): cache hits
+by tier and kind, with their hit rate and the money saved, and the preprocessing calls and
+their cost. The fields: docs/operations.md, "The cost and margin report".
 """
 
 from __future__ import annotations

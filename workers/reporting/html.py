@@ -278,7 +278,7 @@ def _models_table(report: dict[str, Any]) -> str:
 
 
 def _savings_table(report: dict[str, Any]) -> str:
-    """Cache hits, hit rate and money saved by tier and kind (issue 13)."""
+    """Cache hits, hit rate and money saved by tier and kind."""
     rows = [
         [
             f"<td>{escape(tier)}</td>",

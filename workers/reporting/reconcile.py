@@ -1,34 +1,9 @@
-"""Reconciliation: the ledger (``llm_calls``) against the provider's own figures.
+"""Reconciliation: the ledger (``llm_calls``) against the provider's own figures, the ``GET /key``
+snapshots that bracket a window and ``GET /generation`` for calls we priced ourselves.
 
-For a window ``[start, end)``:
-
-- **Provider spend** is the difference of the two snapshots of ``GET /key`` that bracket the
-  window: the newest taken at or before ``start`` (opening) and the oldest taken at or after
-  ``end`` (closing, or a live reading when the window ends now).
-- **Ledger spend** is Σ ``llm_calls.cost_usd`` over the same measured span
-  ``[opening.taken_at, closing.taken_at)``, split by ``cost_source``: *recorded* is what the
-  provider reported or what we priced (``provider``, ``catalog``, ``config``; ``none`` is 0),
-  *estimated* is the exposure of attempts whose outcome is unknown (``estimate``).
-- **Drift**: ``unexplained = provider - recorded - estimated``. Zero means every dollar the
-  provider charged is in the ledger.
-- **Call checks**: each attempt in the span with a known generation id whose cost did not
-  come from the provider is looked up on ``GET /generation`` and compared.
-
-How exact it is:
-
-- Both sides cover the same measured span, which contains the requested window and exceeds it
-  by up to one snapshot interval at each end (10 minutes with the beat schedule). Ask for a
-  window whose edges are snapshot times to measure exactly that window.
-- Within the span the comparison is exact to the last digit (NUMERIC and Decimal throughout),
-  provided no call was in flight at either edge. The provider counts a call when it starts to
-  generate; the ledger dates it by its row's ``created_at`` (written just before the request).
-  A call straddling an edge can fall on different sides, so an edge is off by at most the cost
-  of the calls in flight at that moment (``ledger.in_flight`` counts those still pending).
-- ``/key`` is per key: another service spending on the same key shows up as unexplained drift.
-  Give the workers a key of their own. OpenRouter may also book a call's usage a little after
-  the call; a snapshot taken seconds after a burst can miss its tail.
-
-Everything returned is plain data: money as Decimal, times as ISO 8601 strings.
+What is compared, over which span, and how exact it is: docs/operations.md, "Reconciliation
+with the provider". Everything returned is plain data: money as Decimal, times as ISO 8601
+strings.
 """
 
 from __future__ import annotations

@@ -1,28 +1,8 @@
 """The cost and margin report, as data: queries and aggregation only (rendering is in
-workers/reporting/html.py, the command line in cli/).
+workers/reporting/html.py and text.py, the command in cli/).
 
-The window is ``[date_from, date_to]``, both inclusive, in UTC days. Without ``date_to`` it
-ends today; without ``date_from`` it starts on the first day of ``date_to``'s month (month to
-date). Every figure is JSON-ready: money is an exact decimal string (never a float), ratios
-are decimal strings with four places (``"0.2500"`` is 25 %), counts are ints, and a figure
-that has no meaning (a margin without revenue, a rate without any jobs) is ``None``.
-
-What each figure counts:
-
-- Cost: ``llm_calls.cost_usd`` of the calls made in the window, failed attempts included
-  (they are billed too), by the call's tier, its requested model and its UTC day. Estimates
-  are never in it: an ``unknown`` attempt (its worker died mid-call) costs an estimate
-  (``cost_source = 'estimate'``), reported apart as ``exposure``: what the provider may have
-  charged that nobody recorded.
-- Jobs, cost per job and fallbacks: the jobs submitted in the window. The cost of a job is
-  the sum of all its calls; "finished" means succeeded or failed.
-- Revenue: today's ``active`` subscriptions (the table holds the current state, not a
-  history), each at its tier's ``price_monthly`` times the window's length in months, where
-  each calendar month touched counts as (days of the window in it) / (days in that month).
-  So a full calendar month is 1, 1-15 April is 0.5. Custom prices (``None``) are not list
-  revenue and count as 0; each tier's revenue is rounded to the cent (half to even).
-- Margin: ``(revenue - cost) / revenue``; ``None`` when revenue is 0 (the free tier, a custom
-  tier, or a tier without subscribers).
+The window, the conventions (exact decimal strings, four-place ratios, ``None`` for a figure
+without meaning) and what each field counts: docs/operations.md, "The cost and margin report".
 """
 
 from __future__ import annotations
@@ -164,7 +144,7 @@ def build_report(
         "revenue_by_tier": revenue_by_tier,
         "margin_by_tier": margin_by_tier,
         "subscription_changes": _subscription_changes(conn, window),
-        "savings": savings(conn, window, tiers),  # issue 13: cache hits and preprocessing
+        "savings": savings(conn, window, tiers),  # what cache hits saved, what preprocessing cost
         "thresholds": {
             "failure_rate": exact_decimal(thresholds.failure_rate),
             "min_calls": thresholds.min_calls,

@@ -76,7 +76,7 @@ def text_report(report: dict[str, Any]) -> RenderableType:
         "",
         models,
         "",
-        *_savings(report),  # issue 13: what the response cache saved, what preprocessing cost
+        *_savings(report),  # what the response cache saved, what preprocessing cost
         "",
         f"Upgrades {changes['upgrades']}, downgrades {changes['downgrades']}",
     ]
