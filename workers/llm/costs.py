@@ -8,6 +8,8 @@ Cost of record, in order of preference:
 - ``estimate``: the attempt is ``unknown`` (its worker died mid-call); the cost is the most
   the call could have cost. Reports show it apart, as exposure;
 - ``none``: the call failed before any usage was reported; nothing was charged.
+
+The statements are named in db/queries/costs.sql.
 """
 
 from __future__ import annotations
