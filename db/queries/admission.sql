@@ -9,7 +9,9 @@
 -- settled spend plus the maximum cost of every admitted, unsettled job (reserved_usd), so a
 -- burst overruns it by at most one job's maximum. A batched analysis takes one unit per type
 -- (:units), all or none. A fresh period's row is inserted without the limit check: admission
--- first asks whether one request can ever fit the allowance (allowance.can_ever_fit).
+-- first asks whether one request can ever fit the allowance (allowance.can_ever_fit). The
+-- job's :reserved_usd is what the quota row reserves, from the same bind: settlement releases
+-- the one by the other.
 --
 -- There is one statement per kind, as the unit's column differs; they are otherwise the same,
 -- and each holds jobs.sql's insert_job verbatim.

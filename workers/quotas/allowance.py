@@ -23,7 +23,7 @@ from workers.quotas.periods import quota_period
 from workers.quotas.subscriptions import standing
 
 
-class QuotaUsage(NamedTuple):
+class PeriodUsage(NamedTuple):
     """A user's row of one quota period."""
 
     scripts_used: int
@@ -36,7 +36,7 @@ class QuotaUsage(NamedTuple):
 
 
 SQL = named_sql.load("allowance")
-USAGE_OF_PERIOD = SQL.rows("quota_usage_of_period", QuotaUsage)
+USAGE_OF_PERIOD = SQL.rows("quota_usage_of_period", PeriodUsage)
 
 
 def can_ever_fit(tier: Tier, kind: str, units: int) -> bool:
@@ -90,7 +90,7 @@ def refusal(
     )
 
 
-def _row(conn: Connection, user_id: str, period_start: date) -> QuotaUsage | None:
+def _row(conn: Connection, user_id: str, period_start: date) -> PeriodUsage | None:
     return USAGE_OF_PERIOD.first(conn, {"user_id": user_id, "period_start": period_start})
 
 
