@@ -75,7 +75,7 @@ def test_two_recovery_runs_at_once_do_the_work_once(db):
     recovery.mark_broker_alive()
     add_running_job(db, "dead-job", lease="-1 second")
     with get_engine().begin() as holder:
-        holder.execute(recovery.LOCK, {"k": recovery.RECOVERY_LOCK_KEY})
+        assert recovery.take_lock(holder)
         # When a second one starts, it does nothing
         assert recovery.recover(app).ran is False
     # Then the first (here: the next) run does the work, once

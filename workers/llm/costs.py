@@ -8,6 +8,8 @@ Cost of record, in order of preference:
 - ``estimate``: the attempt is ``unknown`` (its worker died mid-call); the cost is the most
   the call could have cost. Reports show it apart, as exposure;
 - ``none``: the call failed before any usage was reported; nothing was charged.
+
+The statements are named in db/queries/costs.sql.
 """
 
 from __future__ import annotations
@@ -15,45 +17,32 @@ from __future__ import annotations
 import threading
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from config.tiers import Tier
+from db import named_sql
 from workers.errors import CallUsage
 
+
+class ModelPrice(NamedTuple):
+    model: str
+    prompt_price: Decimal
+    completion_price: Decimal
+
+
+class OpenedAttempt(NamedTuple):
+    id: int
+    attempt: int
+
+
 CATALOG_TTL_SECONDS = 300
-CATALOG = text("SELECT model, prompt_price, completion_price FROM model_prices")
-# The write-ahead row: committed before the request leaves. The attempt number is taken under
-# the job's row lock (FOR UPDATE) in the same statement, and only by the delivery that holds
-# the claim, so two deliveries never share one; a conflict on (job_id, attempt) is a bug and raises.
-OPEN_ATTEMPT = text(
-    "INSERT INTO llm_calls (job_id, attempt, tier, model, status, cost_source, estimate_usd)"
-    " SELECT j.id, (SELECT coalesce(max(attempt), 0) + 1 FROM llm_calls WHERE job_id = j.id), j.tier, :model,"
-    " 'pending', 'none', :estimate"
-    " FROM (SELECT id, tier FROM jobs WHERE id = :j AND deliveries = :d AND status = 'running' FOR UPDATE) AS j"
-    " RETURNING id, attempt"
-)
-
-
-def completion_sql(prefix: str = "") -> str:
-    """Completing a row: an `unknown` one too (a delivery that outlived its lease got its answer
-    after all; the real cost replaces the estimate). Parameters are named ``prefix`` + the keys
-    of ``completion_params``, so settlement can embed it as a CTE (workers/pipeline/jobs.py)."""
-    p = ":" + prefix
-    return (
-        f"UPDATE llm_calls SET status = {p}status, model_served = {p}served, prompt_tokens = {p}p,"
-        f" completion_tokens = {p}c, cost_usd = {p}cost, cost_source = {p}source, error_class = {p}err,"
-        f" http_status = {p}http, latency_ms = {p}lat, generation_id = {p}gen, response_content = {p}content,"
-        f" completed_at = now() WHERE id = {p}id AND status IN ('pending', 'unknown')"
-        " RETURNING id, prompt_tokens, completion_tokens, cost_usd, cost_source"
-    )
-
-
-COMPLETE_ATTEMPT = text(completion_sql())
-# An attempt whose worker died: its cost is the estimate written when it was opened.
-UNKNOWN = "status = 'unknown', cost_usd = estimate_usd, cost_source = 'estimate', completed_at = now()"
-MARK_UNKNOWN = text(f"UPDATE llm_calls SET {UNKNOWN}, error_class = :err WHERE id = :id AND status = 'pending'")
+SQL = named_sql.load("costs")
+CATALOG = SQL.rows("model_prices", ModelPrice)
+OPEN_ATTEMPT = SQL.rows("open_attempt", OpenedAttempt)
+COMPLETE_ATTEMPT = SQL.statement("complete_attempt")
+MARK_UNKNOWN = SQL.statement("mark_attempt_unknown")
 # Prompt tokens are estimated generously (about 4 characters a token is typical), since the
 # estimate is what an unknown attempt is assumed to have cost and what admission reserves.
 CHARS_PER_TOKEN_ESTIMATE = 3
@@ -73,7 +62,7 @@ class _CatalogPrices:
         if time.monotonic() - self._loaded_at > CATALOG_TTL_SECONDS:
             with self._lock:
                 if time.monotonic() - self._loaded_at > CATALOG_TTL_SECONDS:
-                    rows = conn.execute(CATALOG)
+                    rows = CATALOG.all(conn)
                     self._prices = {r.model: (r.prompt_price, r.completion_price) for r in rows}
                     self._loaded_at = time.monotonic()
         return self._prices.get(model)
@@ -123,7 +112,7 @@ def open_attempt(conn: Connection, job_id: str, delivery: int, model: str, estim
 
     Raises LookupError when the delivery no longer holds the job (its lease was taken over).
     """
-    row = conn.execute(OPEN_ATTEMPT, {"j": job_id, "d": delivery, "model": model, "estimate": estimate}).first()
+    row = OPEN_ATTEMPT.first(conn, {"job_id": job_id, "delivery": delivery, "model": model, "estimate_usd": estimate})
     if row is None:
         raise LookupError(f"job {job_id}: delivery {delivery} no longer holds the claim")
     return row.id, row.attempt
@@ -131,14 +120,14 @@ def open_attempt(conn: Connection, job_id: str, delivery: int, model: str, estim
 
 def mark_unknown(conn: Connection, call_id: int, error_class: str | None = None) -> None:
     """An attempt whose outcome nobody knows: it costs its estimate, flagged ``estimate``."""
-    conn.execute(MARK_UNKNOWN, {"id": call_id, "err": error_class})
+    MARK_UNKNOWN.execute(conn, {"call_id": call_id, "error_class": error_class})
 
 
 def complete_attempt(conn: Connection, call_id: int, **fields: Any) -> Decimal:
     """Complete an attempt's row with what the provider answered (``fields``: the keywords of
     ``completion_params``); returns its cost."""
     params = completion_params(conn, call_id, **fields)
-    conn.execute(COMPLETE_ATTEMPT, params)
+    COMPLETE_ATTEMPT.execute(conn, params)
     return Decimal(params["cost"])
 
 
@@ -156,20 +145,21 @@ def completion_params(
     content: str | None = None,
     prefix: str = "",
 ) -> dict[str, Any]:
-    """The parameters of ``completion_sql(prefix)``, the cost of record included."""
+    """The binds of ``complete_attempt`` (db/queries/costs.sql), the cost of record included.
+    With ``prefix="a_"``, those of the answer's row in ``settle_job_with_answer`` (jobs.sql)."""
     cost, source = price(conn, usage, model, tier)
     values = {
-        "id": call_id,
-        "served": usage.model_served,
-        "p": usage.prompt_tokens,
-        "c": usage.completion_tokens,
+        "call_id": call_id,
+        "model_served": usage.model_served,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
         "cost": cost,
-        "source": source,
-        "status": status,
-        "err": error_class,
-        "http": http_status,
-        "lat": latency_ms,
-        "gen": usage.generation_id,
-        "content": content,
+        "cost_source": source,
+        "call_status": status,
+        "error_class": error_class,
+        "http_status": http_status,
+        "latency_ms": latency_ms,
+        "generation_id": usage.generation_id,
+        "response_content": content,
     }
     return {prefix + key: value for key, value in values.items()}

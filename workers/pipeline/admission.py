@@ -1,7 +1,7 @@
 """Admission at intake, in order: validate (validation.py, before any lookup), resolve the
 tier, check the size against the tier, rate-limit, then write the jobs row (content included:
 the row is the whole job) and take its quota unit, reserving the job's maximum cost under the
-spend cap, in one statement.
+spend cap, in one statement (db/queries/admission.sql).
 
 The unit is taken only when the row is new, so a redelivered intake message finds its row and
 never takes a second unit. A submission that is not new (a redelivery, another user's job id,
@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import text
+from datetime import date, datetime
+from typing import Any, NamedTuple
 
 from config import get_catalog, get_settings
 from config.tiers import Tier
+from db import named_sql
 from db.session import transaction
 from workers.llm import costs
 from workers.ops import metrics
@@ -62,15 +61,29 @@ class Admission:
     published_at: datetime | None = None  # jobs.published_at: the hand-over's queued_at
 
 
-# The jobs row and its quota unit in one statement: the unit is taken only when the row is new,
-# so a redelivered message or a twin that lost the race never takes a second one.
+class Admitted(NamedTuple):
+    inserted: int  # 1 when the jobs row is new
+    reserved: int  # 1 when its units were taken
+
+
+# The jobs row and its quota unit in one statement, one per kind (db/queries/admission.sql).
+SQL = named_sql.load("admission")
 ADMIT = {
-    kind: text(
-        f"WITH job AS ({jobs.INSERT_SQL}), unit AS ({quotas.reserve_sql(kind, after='job')})"
-        " SELECT (SELECT count(*) FROM job) AS inserted, (SELECT count(*) FROM unit) AS reserved"
-    )
-    for kind in quotas.COLUMN
+    "script": SQL.rows("admit_script_job", Admitted),
+    "analysis": SQL.rows("admit_analysis_job", Admitted),
 }
+
+
+def _unit_params(tier: Tier, kind: str, period_end: date, units: int) -> dict[str, Any]:
+    """The binds of an admit statement beyond the jobs row's: the units and their limits. The
+    row's own ``user_id``, ``quota_period`` and ``reserved_usd`` name the quota row and the
+    maximum cost reserved."""
+    return {
+        "period_end": period_end,
+        "units": units,
+        "unit_limit": tier.allowance(kind),
+        "spend_cap_usd": tier.spend_cap_usd,
+    }
 
 
 def admit(sub: JobRequest | Invalid) -> Admission:
@@ -124,8 +137,7 @@ def admit(sub: JobRequest | Invalid) -> Admission:
             detail=note,
             published_at=now,
         )
-        unit_params = quotas.reserve_params(req.user_id, tier, req.kind, period, max_cost, units)
-        admitted = conn.execute(ADMIT[req.kind], row_params | unit_params).one()
+        admitted = ADMIT[req.kind].one(conn, row_params | _unit_params(tier, req.kind, period[1], units))
         if not admitted.inserted:
             return _existing(conn, req, tier) or _conflict(req)
         if not admitted.reserved:

@@ -22,7 +22,8 @@ What it finds, in order:
     ``jobs`` row, so a waiting ``AsyncResult.get()`` returns.
 
 A message published twice is harmless: the claim lets one delivery run the job; a later one
-finds it claimed or finished and does nothing.
+finds it claimed or finished and does nothing. The statements are named in
+db/queries/recovery.sql.
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis
 from celery import Celery, states
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from config import get_catalog, get_settings
+from db import named_sql
 from db.session import transaction
-from workers.llm.costs import UNKNOWN
-from workers.pipeline.job_result import JOB_COLUMNS, job_result
+from workers.pipeline.job_result import job_result
+from workers.pipeline.jobs import JobRow
 from workers.quotas.periods import utcnow
 
 log = logging.getLogger(__name__)
@@ -51,35 +53,40 @@ SENTINEL_KEY = "litink:broker-sentinel"
 UNACKED_KEY = "unacked"  # kombu's Redis transport defaults
 UNACKED_INDEX_KEY = "unacked_index"
 PRIORITY_SEP = "\x06\x16"  # kombu's default sep, also used in its priority sub-queue names
-RESULT_KEY_PREFIX = "celery-task-meta-"
 # Finished jobs checked on every run: a few intervals back, so a worker killed between its
 # settlement and storing the result is caught, without scanning every recent job each time.
 RESULT_CHECK_INTERVALS = 3
 RESULT_CHECK_MIN = timedelta(seconds=60)
 
-LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
-# (a). pg_postmaster_start_time(): a restarted Postgres gives every holder one lease to renew.
-REQUEUE_EXPIRED = text(
-    "WITH expired AS ("
-    "  UPDATE jobs SET status = 'queued', lease_until = NULL, published_at = :now"
-    "  WHERE status = 'running' AND lease_until < now()"
-    "   AND pg_postmaster_start_time() < now() - make_interval(secs => :lease)"
-    "  RETURNING id, tier),"
-    f" lost AS (UPDATE llm_calls SET {UNKNOWN} WHERE status = 'pending' AND job_id IN (SELECT id FROM expired)"
-    "  RETURNING id)"
-    " SELECT id, tier, (SELECT count(*) FROM lost) AS lost FROM expired"
-)
-UNFINISHED = text(
-    "UPDATE jobs SET published_at = CASE WHEN status = 'queued' THEN :now ELSE published_at END"
-    " WHERE status IN ('queued', 'running') RETURNING id, tier"
-)
-QUEUED_BEFORE = text(
-    "SELECT id, tier, published_at FROM jobs WHERE status = 'queued' AND published_at < :before ORDER BY published_at"
-)
-REPUBLISHED = text("UPDATE jobs SET published_at = :now WHERE id = ANY(CAST(:ids AS text[])) AND status = 'queued'")
-FINISHED_SINCE = text(
-    f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('succeeded', 'failed', 'rejected') AND finished_at >= :since"
-)
+
+class Locked(NamedTuple):
+    locked: bool
+
+
+class ExpiredJob(NamedTuple):
+    id: str
+    tier: str
+    lost: int  # pending attempts of every expired job, now unknown
+
+
+class UnfinishedJob(NamedTuple):
+    id: str
+    tier: str
+
+
+class QueuedJob(NamedTuple):
+    id: str
+    tier: str
+    published_at: datetime
+
+
+SQL = named_sql.load("recovery")
+LOCK = SQL.rows("try_recovery_lock", Locked)
+REQUEUE_EXPIRED = SQL.rows("requeue_expired_jobs", ExpiredJob)
+UNFINISHED = SQL.rows("republish_unfinished_jobs", UnfinishedJob)
+QUEUED_BEFORE = SQL.rows("queued_jobs_published_before", QueuedJob)
+REPUBLISHED = SQL.statement("mark_jobs_republished")
+FINISHED_SINCE = SQL.rows("jobs_finished_since", JobRow)
 
 
 @dataclass
@@ -131,6 +138,12 @@ def publish(app: Celery, job_id: str, tier_name: str, queued_at: datetime) -> No
     )
 
 
+def take_lock(conn: Connection) -> bool:
+    """Take the lock that lets one recovery run at a time, until ``conn``'s transaction ends;
+    False when another run holds it."""
+    return LOCK.one(conn, {"lock_key": RECOVERY_LOCK_KEY}).locked
+
+
 def recover(app: Celery, now: datetime | None = None) -> Recovered:
     """One recovery run (see the module docstring)."""
     settings = get_settings()
@@ -138,18 +151,18 @@ def recover(app: Celery, now: datetime | None = None) -> Recovered:
     client = broker()
     done = Recovered()
     with transaction() as conn:
-        if not conn.execute(LOCK, {"k": RECOVERY_LOCK_KEY}).scalar():
+        if not take_lock(conn):
             return Recovered(ran=False)
-        for row in conn.execute(REQUEUE_EXPIRED, {"now": now, "lease": settings.job_lease_seconds}):
+        for row in REQUEUE_EXPIRED.all(conn, {"published_at": now, "lease_seconds": settings.job_lease_seconds}):
             done.expired.append(row.id)
             done.lost_attempts = row.lost
             publish(app, row.id, row.tier, now)
         if not client.exists(SENTINEL_KEY):
             done.redis_lost = True
-            for row in conn.execute(UNFINISHED, {"now": now}):
-                if row.id not in done.expired:
-                    done.republished.append(row.id)
-                    publish(app, row.id, row.tier, now)
+            for unfinished in UNFINISHED.all(conn, {"published_at": now}):
+                if unfinished.id not in done.expired:
+                    done.republished.append(unfinished.id)
+                    publish(app, unfinished.id, unfinished.tier, now)
             since = now - timedelta(seconds=app.conf.result_expires or 86400)
             done.results_restored = _restore_results(app, conn, since)
             mark_broker_alive(client)
@@ -242,7 +255,7 @@ def _timestamp(iso: Any) -> float | None:
 
 def _republish_lost(app: Celery, conn: Connection, client: redis.Redis, now: datetime, grace: int) -> list[str]:
     """(c): queued jobs the broker cannot hold any more."""
-    candidates = conn.execute(QUEUED_BEFORE, {"before": now - timedelta(seconds=grace)}).all()
+    candidates = QUEUED_BEFORE.all(conn, {"published_before": now - timedelta(seconds=grace)})
     if not candidates:
         return []
     unacked = _held_ids(client, now.timestamp(), grace)
@@ -260,13 +273,13 @@ def _republish_lost(app: Celery, conn: Connection, client: redis.Redis, now: dat
         lost.append(job.id)
         publish(app, job.id, job.tier, now)
     if lost:
-        conn.execute(REPUBLISHED, {"ids": lost, "now": now})
+        REPUBLISHED.execute(conn, {"job_ids": lost, "published_at": now})
     return lost
 
 
 def _restore_results(app: Celery, conn: Connection, since: datetime) -> list[str]:
     """(d): store the JobResult of finished jobs whose result the backend no longer holds."""
-    rows = conn.execute(FINISHED_SINCE, {"since": since}).all()
+    rows = FINISHED_SINCE.all(conn, {"finished_since": since})
     if not rows:
         return []
     backend = app.backend

@@ -1,9 +1,11 @@
 """Monthly allowances and spend caps, enforced without races.
 
-A unit is taken at intake by one conditional upsert on the user's row for the period: the
-row lock that ON CONFLICT DO UPDATE takes serialises concurrent submits, and the WHERE
-clause refuses the unit once the allowance or the spend cap is reached. 100 concurrent
-submits with 10 units left take exactly 10.
+A unit is taken at intake by one conditional upsert on the user's row for the period, in the
+statement that writes the jobs row (``admit_*_job`` in db/queries/admission.sql): the row lock
+that ON CONFLICT DO UPDATE takes serialises concurrent submits, and the WHERE clause refuses
+the unit once the allowance or the spend cap is reached. 100 concurrent submits with 10 units
+left take exactly 10. Settlement gives a unit back (``settle_job`` in db/queries/jobs.sql).
+This module answers why a unit was refused, and what a user has used.
 """
 
 from __future__ import annotations
@@ -11,52 +13,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from config.tiers import Tier, remaining
-from workers.pipeline.batch_types import units as batch_units
+from db import named_sql
 from workers.quotas.periods import quota_period
 from workers.quotas.subscriptions import standing
 
-COLUMN = {"script": "scripts_used", "analysis": "analyses_used"}
+
+class PeriodUsage(NamedTuple):
+    """A user's row of one quota period."""
+
+    scripts_used: int
+    analyses_used: int
+    spend_usd: Decimal
+    reserved_usd: Decimal
+
+    def used(self, kind: str) -> int:
+        return self.scripts_used if kind == "script" else self.analyses_used
 
 
-def reserve_sql(kind: str, *, after: str) -> str:
-    """The statement that takes units of ``kind`` (parameters: ``reserve_params``) for the row
-    the CTE named ``after`` returned: admission writes the jobs row and takes its unit in one
-    statement (workers/pipeline/admission.py).
-
-    The spend cap counts settled spend plus the maximum cost of every admitted, unsettled job
-    (reserved_usd), so a burst of concurrent submits overruns it by at most one job's maximum.
-    A batched analysis takes one unit per type (:n), all or none.
-    """
-    column = COLUMN[kind]  # ours, never user input
-    return (
-        f"INSERT INTO quota_usage (user_id, period_start, period_end, {column}, reserved_usd)"
-        " SELECT CAST(:u AS text), CAST(:s AS date), CAST(:e AS date), CAST(:n AS integer), CAST(:max AS numeric)"
-        + f" FROM {after} ON CONFLICT (user_id, period_start) DO UPDATE SET {column} = quota_usage.{column} + :n,"
-        " reserved_usd = quota_usage.reserved_usd + :max, updated_at = now()"
-        f" WHERE (CAST(:lim AS integer) IS NULL OR quota_usage.{column} + :n <= CAST(:lim AS integer))"
-        "   AND (CAST(:cap AS numeric) IS NULL"
-        "        OR quota_usage.spend_usd + quota_usage.reserved_usd < CAST(:cap AS numeric))"
-        f" RETURNING {column}"
-    )
-
-
-def reserve_params(
-    user_id: str, tier: Tier, kind: str, period: tuple[date, date], max_cost: Decimal, units: int
-) -> dict[str, Any]:
-    return {
-        "u": user_id,
-        "s": period[0],
-        "e": period[1],
-        "lim": tier.allowance(kind),
-        "cap": tier.spend_cap_usd,
-        "max": max_cost,
-        "n": units,
-    }
+SQL = named_sql.load("allowance")
+USAGE_OF_PERIOD = SQL.rows("quota_usage_of_period", PeriodUsage)
 
 
 def can_ever_fit(tier: Tier, kind: str, units: int) -> bool:
@@ -64,12 +44,6 @@ def can_ever_fit(tier: Tier, kind: str, units: int) -> bool:
     a fresh period's row is inserted without the limit check, so this is asked first."""
     limit = tier.allowance(kind)
     return limit is None or units <= limit
-
-
-ADD_SPEND = text(
-    "UPDATE quota_usage SET spend_usd = spend_usd + :a, updated_at = now()"
-    " WHERE user_id = :u AND period_start = :s RETURNING spend_usd"
-)
 
 
 @dataclass(frozen=True)
@@ -85,7 +59,7 @@ def refusal(
 ) -> Refusal:
     """Why the units could not be taken: the allowance, else the spend cap."""
     row = _row(conn, user_id, period[0])
-    used = getattr(row, COLUMN[kind], 0) if row else 0
+    used = row.used(kind) if row else 0
     spend = row.spend_usd if row else Decimal(0)
     reserved = row.reserved_usd if row else Decimal(0)
     limit = tier.allowance(kind)
@@ -116,42 +90,8 @@ def refusal(
     )
 
 
-def _row(conn: Connection, user_id: str, period_start: date) -> Any:
-    return conn.execute(
-        text(
-            "SELECT scripts_used, analyses_used, spend_usd, reserved_usd FROM quota_usage"
-            " WHERE user_id = :u AND period_start = :s"
-        ),
-        {"u": user_id, "s": period_start},
-    ).first()
-
-
-def refund(conn: Connection, job_id: str) -> bool:
-    """Give a failed job's unit back, once: the jobs row remembers that it was refunded."""
-    job = conn.execute(
-        text(
-            "UPDATE jobs SET quota_refunded = true WHERE id = :j AND NOT quota_refunded"
-            " AND quota_period IS NOT NULL RETURNING user_id, kind, type, quota_period"
-        ),
-        {"j": job_id},
-    ).first()
-    if job is None:
-        return False
-    column = COLUMN[job.kind]
-    conn.execute(
-        text(
-            f"UPDATE quota_usage SET {column} = greatest({column} - :n, 0), updated_at = now()"
-            f" WHERE user_id = :u AND period_start = :s AND {column} > 0"
-        ),
-        {"u": job.user_id, "s": job.quota_period, "n": batch_units(job.kind, job.type)},
-    )
-    return True
-
-
-def add_spend(conn: Connection, user_id: str, period_start: date, amount: Decimal) -> Decimal | None:
-    """Settle a job's cost against the period's spend. Returns the new total."""
-    row = conn.execute(ADD_SPEND, {"a": amount, "u": user_id, "s": period_start}).first()
-    return row.spend_usd if row else None
+def _row(conn: Connection, user_id: str, period_start: date) -> PeriodUsage | None:
+    return USAGE_OF_PERIOD.first(conn, {"user_id": user_id, "period_start": period_start})
 
 
 def usage(conn: Connection, user_id: str, now: datetime) -> dict[str, Any]:
