@@ -78,6 +78,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if denied is not None:
         return denied
     state = request.app[STATE]
+    state.in_flight += 1  # one event loop: no lock needed
+    try:
+        return await _chat_completion(request, state)
+    finally:
+        state.in_flight -= 1
+
+
+async def _chat_completion(request: web.Request, state: EmulatorState) -> web.StreamResponse:
     arrived, started = time.time(), time.monotonic()
     try:
         payload = json.loads(await request.text())

@@ -67,7 +67,8 @@ class EmulatorControl:
         self._call("DELETE", "/_emulator/calls")
 
     def stats(self) -> dict[str, Any]:
-        """Running totals: ``calls``, ``cost_total`` (a decimal string), tokens, counts by status."""
+        """Running totals: ``calls``, ``cost_total`` (a decimal string), tokens, counts by status,
+        and ``in_flight``: completions being answered right now."""
         return self._call("GET", "/_emulator/stats")
 
     def reset(self) -> None:

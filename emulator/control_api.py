@@ -143,7 +143,8 @@ async def reset_calls(request: web.Request) -> web.Response:
 
 @routes.get("/_emulator/stats")
 async def stats(request: web.Request) -> web.Response:
-    return json_response(request.app[STATE].calls.stats())
+    state = request.app[STATE]
+    return json_response({**state.calls.stats(), "in_flight": state.in_flight})
 
 
 @routes.post("/_emulator/reset")

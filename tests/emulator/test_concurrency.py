@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import aiohttp
 import pytest
+
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.unit  # no Postgres, no Redis
 
@@ -42,3 +45,15 @@ def test_two_hundred_slow_calls_run_concurrently(emu):
     assert emu.control.stats()["calls"] == CALLS
     # And (a generous sanity bound) they overlapped instead of queueing: serial would take 40 s
     assert elapsed < CALLS * LATENCY_MS / 1000 / 4
+
+
+def test_stats_count_the_calls_being_answered_until_each_is_done(emu, raw):
+    # Given a call held 500 ms by the emulator
+    emu.control.set_latency(500)
+    sender = threading.Thread(target=raw.chat)
+    sender.start()
+    # Then it is in flight while held, and no longer once answered
+    wait_until(lambda: emu.control.stats()["in_flight"] == 1, timeout=5, what="the call in flight")
+    sender.join(10)
+    assert emu.control.stats()["in_flight"] == 0
+    assert emu.control.stats()["calls"] == 1

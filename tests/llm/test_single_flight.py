@@ -6,6 +6,7 @@ import threading
 import time
 
 from config import get_settings
+from tests.waiting import wait_until
 from workers.llm.single_flight import SingleFlight
 
 
@@ -17,15 +18,23 @@ def test_a_waiter_is_served_the_leaders_answer_once_the_lock_is_released():
     store: dict[str, str] = {}
     leader = flight().lead_or_wait("k", lambda: store.get("k"))
     assert leader.lease is not None
-    outcomes = []
-    waiter = threading.Thread(target=lambda: outcomes.append(flight().lead_or_wait("k", lambda: store.get("k"))))
+    outcomes, polls = [], []
+
+    def poll(seconds: float) -> None:  # the waiter's sleep between two looks at the lock
+        polls.append(seconds)
+        time.sleep(seconds)
+
+    waiting = SingleFlight(get_settings().require_redis_url(), lock_seconds=30, wait_seconds=5, sleep=poll)
+    waiter = threading.Thread(target=lambda: outcomes.append(waiting.lead_or_wait("k", lambda: store.get("k"))))
     waiter.start()
-    time.sleep(0.3)
-    assert outcomes == []  # still waiting while the leader works
+    # Once it has found the lock held several times, it is waiting, with no answer yet
+    wait_until(lambda: len(polls) >= 3, timeout=5, what="the waiter to poll the held lock")
+    assert outcomes == []
     store["k"] = "answer"
     leader.lease.release()
     waiter.join(5)
-    assert outcomes[0].value == "answer" and outcomes[0].lease is None and outcomes[0].waited_seconds >= 0.3
+    assert outcomes[0].value == "answer" and outcomes[0].lease is None
+    assert outcomes[0].waited_seconds >= sum(polls[:3])
 
 
 def test_when_the_leader_fails_without_an_answer_the_next_waiter_leads():

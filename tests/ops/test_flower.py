@@ -74,6 +74,7 @@ def running_flower(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
     assert "s3cret-pass" not in log_path.read_text()
 
 
+@pytest.mark.unit
 def test_the_launcher_refuses_to_start_without_credentials(monkeypatch, capsys):
     # Given no FLOWER_BASIC_AUTH
     monkeypatch.setattr(flower, "get_settings", lambda: Settings(flower_basic_auth=None))
@@ -84,6 +85,7 @@ def test_the_launcher_refuses_to_start_without_credentials(monkeypatch, capsys):
     assert "FLOWER_BASIC_AUTH" in capsys.readouterr().err
 
 
+@pytest.mark.unit
 def test_malformed_credentials_are_refused_without_being_printed(monkeypatch, capsys):
     monkeypatch.setattr(flower, "get_settings", lambda: Settings(flower_basic_auth="just-a-password"))
     assert flower.main([]) == 2
@@ -91,6 +93,7 @@ def test_malformed_credentials_are_refused_without_being_printed(monkeypatch, ca
     assert "malformed" in captured.err and "just-a-password" not in captured.err + captured.out
 
 
+@pytest.mark.unit
 def test_the_command_line_never_holds_the_password():
     # Given credentials in the settings
     settings = Settings(flower_basic_auth=CREDENTIALS)

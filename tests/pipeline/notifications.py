@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 import redis
@@ -32,10 +31,9 @@ def results_for(job_id: str, queue: str = QUEUE) -> list[dict[str, Any]]:
 
 
 def wait_for(job_id: str, count: int = 1, timeout: float = 15, queue: str = QUEUE) -> list[dict[str, Any]]:
-    """The notifications of ``job_id`` once ``count`` have arrived (then a short grace period,
-    so that a duplicate would be seen too)."""
+    """The notifications of ``job_id`` once ``count`` have arrived. A duplicate can only come
+    from a run still going: to assert "once", wait for the runs first (``finished_runs``)."""
     wait_until(
         lambda: len(results_for(job_id, queue)) >= count, timeout=timeout, what=f"{count} notification(s) of {job_id}"
     )
-    time.sleep(0.5)
     return results_for(job_id, queue)

@@ -20,6 +20,7 @@ from db.session import sqlalchemy_url
 from tasks.client import LitinkClient
 from tests.pipeline.test_broker_loss import wait_for_all
 from tests.servers import postgres_cluster, redis_server, workers
+from tests.waiting import wait_until
 from workers.llm import response_cache
 
 # A lease longer than the workers' retry backoff (5 s), so a worker that was only cut off
@@ -27,18 +28,24 @@ from workers.llm import response_cache
 SETTINGS = {"job_lease_seconds": 10, "recovery_interval_seconds": 2, "recovery_grace_seconds": 5}
 
 
+def running_jobs(engine) -> int:
+    with engine.connect() as db:
+        return db.execute(text("SELECT count(*) FROM jobs WHERE status = 'running'")).scalar()
+
+
 def run_through_outage(emulator, faults, down_seconds: float) -> None:
     faults.set_latency(800, jitter_ms=400)
     with postgres_cluster() as pg, redis_server() as broker:
         upgrade_to_head(pg.url)
-        engine = create_engine(sqlalchemy_url(pg.url))
+        # Pre-ping: the connection pooled before the outage is dead after it
+        engine = create_engine(sqlalchemy_url(pg.url), pool_pre_ping=True)
         client = LitinkClient(broker.url())
         with workers(broker.url(), database_url=pg.url, **SETTINGS) as running:
             running.spawn(concurrency=10, beat=True)
             running.spawn(concurrency=10)
             # Given 40 jobs in flight
             before = [client.submit_analysis(f"pg-{i % 10}", f"Before the outage, part {i}.") for i in range(40)]
-            time.sleep(1.5)
+            wait_until(lambda: running_jobs(engine) >= 10, timeout=30, what="jobs running when Postgres stops")
             # When Postgres stops, 20 more jobs are submitted during the outage, and it comes back
             pg.stop()
             during = [client.submit_analysis(f"pg-{i % 10}", f"During the outage, part {i}.") for i in range(20)]
@@ -48,7 +55,8 @@ def run_through_outage(emulator, faults, down_seconds: float) -> None:
             results = wait_for_all(client, before + during, timeout=120 + down_seconds)
             assert [r for r in results.values() if not (isinstance(r, dict) and r["status"] == "succeeded")] == []
             assert all(running.alive())
-        time.sleep(2)  # calls a worker abandoned (none expected) reach the emulator's log
+        # calls a worker abandoned (none expected) are answered and logged by the emulator
+        wait_until(lambda: faults.stats()["in_flight"] == 0, timeout=30, what="the emulator to answer every call")
         calls = faults.calls()
         with engine.connect() as db:
             assert db.execute(text("SELECT count(*) FROM jobs WHERE status = 'succeeded'")).scalar() == 60

@@ -26,7 +26,7 @@ def row_of(db, job_id):
     ).one()
 
 
-def test_another_users_finished_job_id_is_a_conflict_that_reveals_nothing(worker, client, faults, db):
+def test_another_users_finished_job_id_is_a_conflict_that_reveals_nothing(worker, client, faults, db, finished_runs):
     # Given Alice's finished job
     alice_id = client.submit_script("alice", SECRET)
     alice = client.result(alice_id, timeout=30)
@@ -36,7 +36,8 @@ def test_another_users_finished_job_id_is_a_conflict_that_reveals_nothing(worker
     # When Bob submits with Alice's job id
     bob_producer = another_producer()
     bob_producer.submit_script("bob", "Bob's own text.", job_id=alice_id, notify="bob.done")
-    # Then Bob is told the id is taken (his notify task receives the answer)
+    # Then Bob is told the id is taken (his notify task receives the answer), once
+    finished_runs(alice_id, 2, task="litink.submit_script")  # Alice's submission and Bob's
     [bob] = wait_for(alice_id)
     # and learns nothing of Alice's job from the workers
     assert bob["status"] == "rejected" and bob["reason"] == "job_id_conflict"
@@ -53,7 +54,7 @@ def test_another_users_finished_job_id_is_a_conflict_that_reveals_nothing(worker
     assert client.job_status(alice_id)["content"] == alice["content"]
 
 
-def test_bobs_content_never_runs_under_alices_unfinished_job_id(worker, client, faults, db):
+def test_bobs_content_never_runs_under_alices_unfinished_job_id(worker, client, faults, db, finished_runs):
     # Given Alice's job, still running (the provider is slow)
     faults.set_latency(1500)
     alice_id = client.submit_script("alice", SECRET)
@@ -69,6 +70,7 @@ def test_bobs_content_never_runs_under_alices_unfinished_job_id(worker, client, 
         queue="intake",
         task_id=alice_id,
     )
+    finished_runs(alice_id, 2, task="litink.submit_script")
     [bob] = wait_for(alice_id)
     assert bob["reason"] == "job_id_conflict" and bob["content"] is None
     # Then Alice's job finishes with her content, and the provider never saw Bob's
@@ -113,7 +115,7 @@ def test_a_reused_idempotency_key_with_different_content_or_kind_is_a_conflict_n
     assert client.result(client.submit_script("reader-1", "A fox counts.", idempotency_key="order-2"), 30) == original
 
 
-def test_the_request_hash_is_recorded_and_a_redelivered_submission_is_the_same_job(worker, client, db):
+def test_the_request_hash_is_recorded_and_a_redelivered_submission_is_the_same_job(worker, client, db, finished_runs):
     job_id = str(uuid.uuid4())
     kwargs = {"user_id": "reader-1", "content": "Same words."}
     first = client.app.send_task("litink.submit_script", kwargs=kwargs, queue="intake", task_id=job_id).get(timeout=30)
@@ -128,6 +130,7 @@ def test_the_request_hash_is_recorded_and_a_redelivered_submission_is_the_same_j
         queue="intake",
         task_id=job_id,
     )
+    finished_runs(job_id, 3, task="litink.submit_script")
     [changed] = wait_for(job_id)
     assert changed["reason"] == "job_id_conflict" and changed["content"] is None
     assert row_of(db, job_id).status == "succeeded"

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,17 +25,20 @@ from config import get_settings
 from devtools.embedded import free_port
 from tests.ops.test_flower import CREDENTIALS, get
 from tests.pipeline.notifications import QUEUE, wait_for
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FREE_PRIMARY = "meta-llama/llama-3.2-3b-instruct"
+LAST_EVENTS = frozenset({"task-succeeded", "task-failed", "task-retried", "task-rejected", "task-revoked"})
 
 
 class EventCapture:
     """Every event the workers send, as Flower would receive them."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, finished_runs: Any) -> None:
         self.events: list[dict[str, Any]] = []
         self._app = app
+        self._finished_runs = finished_runs
         self._ready = threading.Event()
         self._receiver: Any = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -50,13 +52,33 @@ class EventCapture:
     def __enter__(self) -> EventCapture:
         self._thread.start()
         assert self._ready.wait(10)
-        time.sleep(0.5)  # the fanout binding is in place
+        # Events published before the receiver's binding exists are lost: probe until one is seen.
+        probe = f"probe-{uuid.uuid4().hex}"
+        with self._app.events.default_dispatcher() as dispatcher:
+
+            def probe_seen() -> bool:
+                dispatcher.send("test-probe", probe=probe)
+                return any(e.get("probe") == probe for e in self.events)
+
+            wait_until(probe_seen, timeout=10, interval=0.2, what="the event receiver's binding")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        time.sleep(1.0)  # the last events are in flight
+        if exc[0] is None:
+            # Each run's last event (succeeded, failed or retried) is sent after its postrun and
+            # after anything the run published, so once every run's last event is here, so is
+            # every event of these jobs.
+            wait_until(self._every_run_reported, timeout=15, what="the last event of every task run")
         self._receiver.should_stop = True
         self._thread.join(10)
+
+    def _every_run_reported(self) -> bool:
+        last: dict[str, int] = {}
+        for event in list(self.events):
+            if event["type"] in LAST_EVENTS:
+                last[event["uuid"]] = last.get(event["uuid"], 0) + 1
+        runs = self._finished_runs.by_task_id()
+        return bool(runs) and all(last.get(task_id, 0) >= n for task_id, n in runs.items())
 
 
 class FlowerState:
@@ -79,7 +101,7 @@ class FlowerState:
 
 
 @pytest.fixture
-def flower_state(tmp_path) -> Iterator[FlowerState]:
+def flower_state(tmp_path, celery_app) -> Iterator[FlowerState]:
     """The guarded Flower, persisting its state under tmp_path; stopped (and saved) at the end."""
     port = free_port()
     log_path = tmp_path / "flower.log"
@@ -91,16 +113,26 @@ def flower_state(tmp_path) -> Iterator[FlowerState]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while True:
+    base = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
         assert process.poll() is None, log_path.read_text()[-2000:]
         try:
-            get(f"http://127.0.0.1:{port}/healthcheck")
-            break
+            get(f"{base}/healthcheck")
         except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-    time.sleep(1.0)  # Flower's event consumer is connected
+            return False
+        return True
+
+    wait_until(answering, timeout=60, interval=0.3, what="Flower to answer")
+    # Flower answers before its event consumer is connected: probe until it knows a task.
+    probe = f"flower-probe-{uuid.uuid4().hex}"
+    with celery_app.events.default_dispatcher() as dispatcher:
+
+        def probe_known() -> bool:
+            dispatcher.send("task-received", uuid=probe, name="tests.flower_probe", args="()", kwargs="{}")
+            return get(f"{base}/api/task/info/{probe}", CREDENTIALS)[0] == 200
+
+        wait_until(probe_known, timeout=30, interval=0.3, what="Flower's event consumer")
     state = FlowerState(process, tmp_path)
     yield state
     state.stop()
@@ -127,7 +159,7 @@ def redis_values(r: redis.Redis) -> Iterator[tuple[bytes, bytes]]:
 
 
 def test_a_marker_submitted_as_content_appears_only_in_job_results(
-    worker, client, faults, caplog, flower_state, celery_app, request
+    worker, client, faults, caplog, flower_state, celery_app, request, finished_runs
 ):
     marker = f"zqxmarker{uuid.uuid4().hex[:12]}"
     content = " ".join([marker] * 40)  # the emulator writes its reply from the content's words
@@ -140,7 +172,7 @@ def test_a_marker_submitted_as_content_appears_only_in_job_results(
     stock = Celery("stock-producer", broker=get_settings().redis_url, backend=get_settings().redis_url)
     job_ids: list[str] = []
 
-    with EventCapture(celery_app) as capture:
+    with EventCapture(celery_app, finished_runs) as capture:
         # A provider failure (401: the job fails), notified
         faults.inject(FREE_PRIMARY, "unauthorized", times=1)
         failed = client.result(client.submit_script("leak-1", content, notify="producer.done"), timeout=30)

@@ -3,7 +3,6 @@ allow-listed queue, once per final outcome, rejections included."""
 
 import inspect
 import json
-import time
 import uuid
 
 import pytest
@@ -32,18 +31,21 @@ def test_the_final_job_result_is_sent_to_the_notify_task_on_its_queue(worker, cl
 
 
 @pytest.mark.parametrize("queue", ["intake", "tier.enterprise", "producer-events"])
-def test_a_notify_queue_outside_the_allow_list_is_invalid_input_and_nothing_is_published(worker, client, queue):
+def test_a_notify_queue_outside_the_allow_list_is_invalid_input_and_nothing_is_published(
+    worker, client, finished_runs, queue
+):
     r = redis.Redis.from_url(get_settings().redis_url)
     before = {q: r.llen(q) for q in get_catalog().queues()}
     job_id = client.submit_script("reader-1", "A letter.", notify={"task": "litink.run_job", "queue": queue})
     result = client.result(job_id, timeout=30)
     assert result["reason"] == "invalid_input" and "celery" in result["detail"]["notify"]
-    time.sleep(0.3)
+    # The rejection is stored before its task ends: once it has ended, anything it sent is queued
+    finished_runs(job_id, 1)
     assert {q: r.llen(q) for q in get_catalog().queues()} == before
     assert r.llen(queue) == 0 and published() == []
 
 
-def test_a_recorded_rejection_is_notified_once_and_recorded_in_its_row(worker, client, db):
+def test_a_recorded_rejection_is_notified_once_and_recorded_in_its_row(worker, client, db, finished_runs):
     job_id = str(uuid.uuid4())
     kwargs = {"user_id": "reader-1", "content": None, "notify": "producer.done"}
     client.app.send_task("litink.submit_script", kwargs=kwargs, queue="intake", task_id=job_id).get(timeout=30)
@@ -51,24 +53,26 @@ def test_a_recorded_rejection_is_notified_once_and_recorded_in_its_row(worker, c
     LitinkClient(get_settings().redis_url).app.send_task(
         "litink.submit_script", kwargs=kwargs, queue="intake", task_id=job_id
     ).get(timeout=30)
+    finished_runs(job_id, 2)  # both deliveries ended: a second notification would be queued by now
     [notified] = wait_for(job_id)
     assert notified["reason"] == "invalid_input"
     assert db.execute(text("SELECT notified_at IS NOT NULL FROM jobs WHERE id = :j"), {"j": job_id}).scalar()
 
 
-def test_a_rejection_without_a_row_is_notified_once(worker, client, db):
+def test_a_rejection_without_a_row_is_notified_once(worker, client, db, finished_runs):
     job_id = str(uuid.uuid4())
     kwargs = {"user_id": "not a valid id", "content": "Text.", "notify": "producer.done"}
     for _ in range(2):
         LitinkClient(get_settings().redis_url).app.send_task(
             "litink.submit_script", kwargs=kwargs, queue="intake", task_id=job_id
         ).get(timeout=30)
+    finished_runs(job_id, 2)
     [notified] = wait_for(job_id)
     assert notified["reason"] == "invalid_input" and "user_id" in notified["detail"]
     assert db.execute(text("SELECT count(*) FROM jobs")).scalar() == 0
 
 
-def test_a_quota_rejection_is_notified(worker, client):
+def test_a_quota_rejection_is_notified(worker, client, finished_runs):
     # Given a free user who used the month's allowance
     allowance = get_catalog().tier("free").allowance("script")
     for n in range(allowance):
@@ -78,6 +82,7 @@ def test_a_quota_rejection_is_notified(worker, client):
     result = client.result(job_id, timeout=30)
     # Then the rejection is the notification
     assert result["reason"] == "quota_exceeded", result
+    finished_runs(job_id, 1)
     assert wait_for(job_id) == [result]
 
 
@@ -121,9 +126,10 @@ def test_every_final_outcome_is_notified_once_even_when_its_messages_are_deliver
     assert wait_for(job_id) == [result]
 
 
-def test_a_failed_job_is_notified_once(worker, client, faults):
+def test_a_failed_job_is_notified_once(worker, client, faults, finished_runs):
     faults.inject("meta-llama/llama-3.2-3b-instruct", "unauthorized", times=-1)
     job_id = client.submit_script("reader-1", "Words.", notify="producer.done")
     result = client.result(job_id, timeout=30)
     assert result["status"] == "failed"
+    finished_runs(job_id, 2)  # intake and the tier task
     assert wait_for(job_id) == [result]

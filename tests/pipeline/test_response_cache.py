@@ -86,6 +86,7 @@ def test_twenty_identical_submissions_at_once_through_two_worker_processes_make_
     print(f"\n20 identical analyses: 1 provider call, spent ${cost}, saved ${19 * cost} (19 cache hits)")
 
 
+@pytest.mark.unit
 def test_scripts_are_cached_only_for_tiers_that_opt_in():
     catalog = get_catalog()
     free = catalog.tier("free")
@@ -95,6 +96,7 @@ def test_scripts_are_cached_only_for_tiers_that_opt_in():
     assert catalog.cache_ttl("script", opted_in) == catalog.cache.script_ttl_seconds
 
 
+@pytest.mark.unit
 def test_answers_are_shared_across_users_unless_the_catalog_keeps_them_per_user():
     from workers.llm.response_cache import key_for
 

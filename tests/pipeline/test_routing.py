@@ -41,6 +41,7 @@ def test_each_tier_is_handed_to_its_queue_at_its_priority(worker, client, faults
     assert result["model_used"] == expected.models[0]
 
 
+@pytest.mark.unit
 def test_higher_tiers_have_strictly_higher_redis_priority():
     # On Redis 0 is the highest priority: intake first, then tiers by rank
     catalog = get_catalog()

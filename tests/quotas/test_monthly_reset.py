@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import pytest
 from celery.schedules import crontab
 from sqlalchemy import text
 
@@ -33,6 +34,7 @@ def test_rolling_twice_or_a_day_late_changes_nothing_more(db, subscribe):
     ]
 
 
+@pytest.mark.unit
 def test_the_monthly_reset_fires_at_midnight_utc_on_the_first_only():
     schedule = beat_schedule["reset-monthly-quotas"]["schedule"]
     assert isinstance(schedule, crontab)
@@ -43,6 +45,7 @@ def test_the_monthly_reset_fires_at_midnight_utc_on_the_first_only():
     assert catch_up.minute == {7} and len(catch_up.hour) == 24
 
 
+@pytest.mark.unit
 def test_every_scheduled_task_is_registered():
     from workers.app import app
 

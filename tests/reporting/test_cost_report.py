@@ -11,6 +11,7 @@ from itertools import count
 import pytest
 from sqlalchemy import text
 
+from tests.reporting.sample_report import sample_report
 from workers.reporting.report import build_report, months_in
 
 _ids = count(1)
@@ -154,6 +155,41 @@ def test_the_report_is_plain_json_with_every_section(march):
         "subscription_changes",
         "recommendations",
     }
+
+
+def test_the_unit_tests_sample_report_has_the_shape_of_a_real_one(march):
+    # The HTML and recommendation unit tests read an in-memory report: it must stay this shape
+    report = build_report(march, date(2025, 3, 1), date(2025, 3, 31))
+    sample = sample_report()
+
+    def keys(node, *path):
+        for key in path:
+            node = node[key]
+        return set(node)
+
+    assert keys(sample) == keys(report)
+    for path in [
+        ("period",),
+        ("exposure",),
+        ("fallback_rate",),
+        ("fallback_rate", "overall"),
+        ("fallback_rate", "by_tier", "basic"),
+        ("models", "deepseek/deepseek-chat"),
+        ("models", "deepseek/deepseek-chat", "by_status"),
+        ("revenue_by_tier", "basic"),
+        ("cost_per_job_by_tier", "basic"),
+        ("jobs_by_tier", "basic"),
+        ("subscription_changes",),
+        ("savings",),
+        ("savings", "cache"),
+        ("savings", "cache", "total"),
+        ("savings", "cache", "by_tier", "basic"),
+        ("savings", "preprocessing"),
+        ("thresholds",),
+    ]:
+        assert keys(sample, *path) == keys(report, *path), path
+    assert keys(sample["cost_by_day"][0]) == keys(report["cost_by_day"][0])
+    assert list(sample["cost_by_tier"]) == list(report["cost_by_tier"])  # every catalog tier, in rank order
 
 
 def test_cost_by_day_has_every_day_and_tier_and_adds_up_to_the_total(march):

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
 
 from tasks.schedule import beat_schedule
 from workers.reporting.provider_usage import Snapshot, store_snapshot
 
 
+@pytest.mark.unit
 def test_snapshots_every_ten_minutes_from_midnight_and_reconciles_once_a_day_after_midnights_snapshots():
     snapshots = beat_schedule["snapshot-provider-usage"]["schedule"]
     assert snapshots.minute == set(range(0, 60, 10)) and len(snapshots.hour) == 24

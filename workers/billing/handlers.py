@@ -61,7 +61,7 @@ def _transition(
     if not user_id:
         return "unmatched"
     current = state.lock(conn, user_id)
-    if current is not None and current.state_at is not None and event.created < current.state_at:
+    if state.is_stale(current, event.created):
         return "stale"
     if current is not None:
         # A grace period that ran out since the last event is a move of its own, recorded first.

@@ -29,6 +29,12 @@ class SubscriptionState:
     grace_recorded_at: datetime | None = None  # the grace period's end is in subscription_changes
 
 
+def is_stale(current: SubscriptionState | None, event_created: datetime) -> bool:
+    """Stripe delivers out of order: an event older than the newest one applied changes nothing.
+    One of the same second is applied (``created`` has one-second resolution)."""
+    return current is not None and current.state_at is not None and event_created < current.state_at
+
+
 def effective_tier(state: SubscriptionState | None, now: datetime) -> str:
     if state is None:
         return get_catalog().default.name

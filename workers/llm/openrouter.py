@@ -82,7 +82,8 @@ def translate(
     return kind(message, status=status, code=error.get("code"), retry_after=retry_after, usage=usage)
 
 
-def _error_body(response: Any) -> dict[str, Any]:
+def error_body(response: Any) -> dict[str, Any]:
+    """The ``error`` object of an error response's JSON body, or empty."""
     try:
         body = json.loads(response.content)
     except (ValueError, AttributeError):
@@ -144,43 +145,45 @@ class OpenRouterClient:
         except openai.APIStatusError as exc:
             headers = exc.response.headers
             raise translate(
-                exc.status_code, _error_body(exc.response), retry_after_seconds(headers.get("retry-after"))
+                exc.status_code, error_body(exc.response), retry_after_seconds(headers.get("retry-after"))
             ) from exc
         except openai.APITimeoutError as exc:
             raise errors.ProviderTimeout(f"{model}: timed out") from exc
         except openai.APIConnectionError as exc:
             raise errors.ProviderUnavailable(f"{model}: connection failed ({exc.__cause__ or exc})") from exc
         latency_ms = int((time.perf_counter() - started) * 1000)
-        text, usage = self._read(response.content)
+        text, usage = parse_completion(response.content)
         # The one place a provider's text enters: made storable here, for every caller.
         content, replaced = storable(text)
         return Completion(content, usage, latency_ms=latency_ms, replaced=replaced)
 
-    @staticmethod
-    def _read(content: bytes) -> tuple[str, CallUsage]:
-        try:
-            body = json.loads(content, parse_float=Decimal)
-        except ValueError as exc:
-            raise errors.BadResponse(f"the response is not JSON: {content[:80]!r}") from exc
-        if not isinstance(body, dict):
-            raise errors.BadResponse("the response is not a JSON object")
-        usage = _usage(body)
-        if isinstance(body.get("error"), dict) and not body.get("choices"):
-            error = body["error"]
-            status = error.get("code") if isinstance(error.get("code"), int) else 502
-            raise translate(status, error, None, usage)
-        try:
-            choice = body["choices"][0]
-            finish = choice.get("finish_reason")
-            content_text = (choice.get("message") or {}).get("content")
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise errors.BadResponse("the response has no choices") from exc
-        if finish == "error":
-            detail = (choice.get("error") or {}).get("message", "the provider stopped with an error")
-            raise errors.FallbackError(f"finish_reason error: {detail}", status=200, usage=usage)
-        if not isinstance(content_text, str):
-            raise errors.BadResponse("the response has no message content", usage=usage)
-        return content_text, usage
+
+def parse_completion(content: bytes) -> tuple[str, CallUsage]:
+    """The text and usage of a 200 answer's body, or the ProviderError it stands for: an
+    error object in place of choices, ``finish_reason: error``, or a body that is no completion."""
+    try:
+        body = json.loads(content, parse_float=Decimal)
+    except ValueError as exc:
+        raise errors.BadResponse(f"the response is not JSON: {content[:80]!r}") from exc
+    if not isinstance(body, dict):
+        raise errors.BadResponse("the response is not a JSON object")
+    usage = _usage(body)
+    if isinstance(body.get("error"), dict) and not body.get("choices"):
+        error = body["error"]
+        status = error.get("code") if isinstance(error.get("code"), int) else 502
+        raise translate(status, error, None, usage)
+    try:
+        choice = body["choices"][0]
+        finish = choice.get("finish_reason")
+        content_text = (choice.get("message") or {}).get("content")
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise errors.BadResponse("the response has no choices") from exc
+    if finish == "error":
+        detail = (choice.get("error") or {}).get("message", "the provider stopped with an error")
+        raise errors.FallbackError(f"finish_reason error: {detail}", status=200, usage=usage)
+    if not isinstance(content_text, str):
+        raise errors.BadResponse("the response has no message content", usage=usage)
+    return content_text, usage
 
 
 _client: OpenRouterClient | None = None

@@ -111,13 +111,13 @@ def build_report(
 
     cost_by_tier_raw = _costs_by_tier(conn, window)
     subscribers = _active_subscriptions(conn)
-    tiers = _tier_order(set(cost_by_tier_raw) | set(subscribers) | _job_tiers(conn, window))
+    tiers = tier_order(set(cost_by_tier_raw) | set(subscribers) | _job_tiers(conn, window))
 
     cost_by_tier = {t: cost_by_tier_raw.get(t, Decimal(0)) for t in tiers}
     total_cost = sum(cost_by_tier.values(), Decimal(0))
-    revenue_by_tier = _revenue(tiers, subscribers, months)
-    total_revenue = sum((Decimal(r["revenue"]) for r in revenue_by_tier.values()), Decimal(0))
-    margin_by_tier = {t: _margin(Decimal(revenue_by_tier[t]["revenue"]), cost_by_tier[t]) for t in tiers}
+    revenue = revenue_by_tier(tiers, subscribers, months)
+    total_revenue = sum((Decimal(r["revenue"]) for r in revenue.values()), Decimal(0))
+    margin_by_tier = {t: margin(Decimal(revenue[t]["revenue"]), cost_by_tier[t]) for t in tiers}
 
     models = _model_stats(conn, window)
     fallback_rate = _fallbacks(conn, window, tiers)
@@ -131,7 +131,7 @@ def build_report(
         "currency": "USD",
         "total_cost": exact_decimal(total_cost),
         "total_revenue": exact_decimal(total_revenue),
-        "profit_margin": _margin(total_revenue, total_cost),
+        "profit_margin": margin(total_revenue, total_cost),
         "cost_by_tier": {t: exact_decimal(c) for t, c in cost_by_tier.items()},
         "cost_by_model": {m: s["cost"] for m, s in models.items()},
         "exposure": _exposure(conn, window, tiers),
@@ -141,7 +141,7 @@ def build_report(
         "fallback_rate": fallback_rate,
         "models": models,
         "revenue_rule": REVENUE_RULE,
-        "revenue_by_tier": revenue_by_tier,
+        "revenue_by_tier": revenue,
         "margin_by_tier": margin_by_tier,
         "subscription_changes": _subscription_changes(conn, window),
         "savings": savings(conn, window, tiers),  # what cache hits saved, what preprocessing cost
@@ -156,11 +156,12 @@ def build_report(
     return report
 
 
-def _margin(revenue: Decimal, cost: Decimal) -> str | None:
+def margin(revenue: Decimal, cost: Decimal) -> str | None:
+    """``(revenue - cost) / revenue`` as a ratio string; None without revenue."""
     return _ratio(revenue - cost, revenue) if revenue else None
 
 
-def _tier_order(seen: set[str]) -> list[str]:
+def tier_order(seen: set[str]) -> list[str]:
     """Every catalog tier by rank (so charts and tables keep one shape), then unknown ones."""
     known = [t.name for t in sorted(get_catalog().tiers.values(), key=lambda t: t.rank)]
     return known + sorted(seen - set(known))
@@ -187,7 +188,8 @@ def _active_subscriptions(conn: Connection) -> dict[str, int]:
     return {r.tier: r.n for r in rows}
 
 
-def _revenue(tiers: list[str], subscribers: dict[str, int], months: Fraction) -> dict[str, dict[str, Any]]:
+def revenue_by_tier(tiers: list[str], subscribers: dict[str, int], months: Fraction) -> dict[str, dict[str, Any]]:
+    """Each tier's list revenue over ``months``: active subscriptions x its price, to the cent."""
     catalog = get_catalog()
     out = {}
     for tier in tiers:
