@@ -3,6 +3,9 @@ one provider call. The first takes a Redis lock on the cache key and calls; the 
 (bounded) until the lock is released, then find the leader's answer in the response cache.
 
 - The lock expires by itself (SINGLE_FLIGHT_LOCK_SECONDS), so a leader that dies frees it.
+- A lock names the job delivery that took it. The same job's next delivery takes it over at
+  once: that delivery holds the job's claim, so the one that took the lock was killed or lost
+  its claim, and would never store an answer (only a settled job's answer is kept).
 - A leader that fails releases the lock without an answer: the next waiter leads.
 - A waiter whose wait runs out (SINGLE_FLIGHT_WAIT_SECONDS) calls the provider itself:
   waiting is an optimisation and never fails a job. So is Redis: unreachable, everyone calls.
@@ -12,6 +15,7 @@ one provider call. The first takes a Redis lock on the cache key and calls; the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -33,6 +37,21 @@ POLL_SECONDS = 0.05
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+# KEYS[1] the lock. ARGV: our token, its lifetime (ms), our job's digest ('' for none), our
+# delivery. A token is a nonce, the delivery number, then the job's digest (fixed widths; the
+# digest, not the id, so that any job id compares exactly and encodes).
+NONCE_CHARS = 32
+DELIVERY_CHARS = 10
+_ACQUIRE = f"""
+local current = redis.call('GET', KEYS[1])
+if current then
+  local job = string.sub(current, {NONCE_CHARS + DELIVERY_CHARS + 1})
+  local delivery = tonumber(string.sub(current, {NONCE_CHARS + 1}, {NONCE_CHARS + DELIVERY_CHARS}))
+  if ARGV[3] == '' or job ~= ARGV[3] or delivery == nil or delivery > tonumber(ARGV[4]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 
@@ -70,18 +89,23 @@ class SingleFlight:
     ):
         self._redis = redis_client(redis_url, sentinel_master, socket_timeout=2, socket_connect_timeout=2)
         self._release = self._redis.register_script(_RELEASE)
+        self._acquire = self._redis.register_script(_ACQUIRE)
         self.lock_ms = int(lock_seconds * 1000)
         self.wait_seconds = wait_seconds
         self._sleep = sleep
 
-    def lead_or_wait(self, key: str, ready: Callable[[], T | None]) -> Outcome[T]:
+    def lead_or_wait(
+        self, key: str, ready: Callable[[], T | None], *, job_id: str = "", delivery: int = 0
+    ) -> Outcome[T]:
         """Lead the work for ``key``, or wait for the current leader's answer (``ready()``
-        reads it; it is asked only when the lock is free)."""
+        reads it; it is asked only when the lock is free). A lock taken by this delivery of
+        ``job_id`` or an earlier one is taken over instead of waited for."""
         started = time.monotonic()
-        token = uuid.uuid4().hex
+        job = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest() if job_id else ""
+        token = f"{uuid.uuid4().hex}{delivery:0{DELIVERY_CHARS}d}{job}"
         while True:
             try:
-                acquired = self._redis.set(KEY_PREFIX + key, token, nx=True, px=self.lock_ms)
+                acquired = self._acquire(keys=[KEY_PREFIX + key], args=[token, self.lock_ms, job, delivery])
             except redis.RedisError:
                 log.warning("single-flight lock unavailable; calling without it")
                 return Outcome()
