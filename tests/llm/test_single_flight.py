@@ -63,3 +63,29 @@ def test_a_released_lease_of_an_expired_lock_never_frees_someone_elses_lock():
     first.lease.release()
     # The second leader still holds the key
     assert short.lead_or_wait("k", lambda: None).lease is None
+
+
+def test_a_jobs_next_delivery_takes_over_the_lock_its_killed_delivery_left_at_once():
+    # Given a lock taken by a job's first delivery and never released (its worker was killed)
+    killed = flight().lead_or_wait("k", lambda: None, job_id="job-1", delivery=1)
+    assert killed.lease is not None
+    # When the job's second delivery (which holds the claim now) asks, with a wait far longer
+    started = time.monotonic()
+    redelivered = flight(wait_seconds=30).lead_or_wait("k", lambda: None, job_id="job-1", delivery=2)
+    # Then it leads at once instead of waiting for the dead leader
+    assert redelivered.lease is not None and time.monotonic() - started < 2
+    # And the dead delivery's lease, released late, leaves the new leader's lock alone
+    killed.lease.release()
+    assert flight(wait_seconds=0.2).lead_or_wait("k", lambda: None, job_id="job-2", delivery=1).lease is None
+    redelivered.lease.release()
+    assert flight(wait_seconds=0).lead_or_wait("k", lambda: None, job_id="job-2", delivery=1).lease is not None
+
+
+def test_a_lock_is_waited_for_by_another_job_and_by_an_earlier_delivery_of_the_same_job():
+    leader = flight().lead_or_wait("k", lambda: None, job_id="job-1", delivery=2)
+    assert leader.lease is not None
+    other_job = flight(wait_seconds=0.3).lead_or_wait("k", lambda: None, job_id="job-2", delivery=3)
+    stale_delivery = flight(wait_seconds=0.3).lead_or_wait("k", lambda: None, job_id="job-1", delivery=1)
+    no_job = flight(wait_seconds=0.3).lead_or_wait("k", lambda: None)
+    for late in (other_job, stale_delivery, no_job):
+        assert late.lease is None and late.value is None and late.waited_seconds >= 0.3

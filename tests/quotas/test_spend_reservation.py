@@ -10,6 +10,8 @@ from sqlalchemy import text
 from config import get_catalog
 from db.session import get_engine
 from tests.pipeline.test_broker_loss import wait_for_all
+from tests.waiting import wait_until
+from workers.app import app
 from workers.llm import costs
 from workers.pipeline.runner import prompt
 from workers.quotas.periods import quota_period, utcnow
@@ -33,8 +35,21 @@ def test_fifty_concurrent_jobs_against_a_cap_with_room_for_ten_never_overrun_it(
         {"s": start, "e": end, "spend": tier.spend_cap_usd - 10 * maximum},
     )
     faults.set_latency(300)
-    # When fifty jobs are submitted at once
-    job_ids = [client.submit_analysis("capped", CONTENT) for _ in range(50)]
+    # When fifty jobs are submitted at once, and all fifty are admitted before any of them runs.
+    # A job that settles gives back the part of its reservation it did not spend (all of it when
+    # it was served from an identical job in flight), so a submission admitted after the first
+    # settlement could rightly take that room: the tier queue is held until admission is done.
+    held = app.control.cancel_consumer(tier.queue, reply=True, limit=1, timeout=10)
+    assert held, "the worker did not stop consuming the tier queue"
+    try:
+        job_ids = [client.submit_analysis("capped", CONTENT) for _ in range(50)]
+
+        def admitted() -> bool:
+            return db.execute(text("SELECT count(*) FROM jobs WHERE user_id = 'capped'")).scalar() == 50
+
+        wait_until(admitted, timeout=60, what="all fifty submissions to be admitted or refused")
+    finally:
+        app.control.add_consumer(tier.queue, reply=True, limit=1, timeout=10)
     results = wait_for_all(client, job_ids, timeout=60)
     # Then ten ran, the rest were refused at the cap, and spend never passed cap + one job's maximum
     outcomes = [(r["status"], r["reason"]) for r in results.values()]

@@ -3,12 +3,15 @@ one provider call. The first takes a Redis lock on the cache key and calls; the 
 only the lock, then find the leader's answer in the response cache.
 
 Waiting never fails a job: a lock expires by itself, a failed leader hands over to the next
-waiter, and a waiter that waited too long (or finds Redis unreachable) calls the provider
-itself. The steps and settings: docs/cost-optimisations.md, "Single-flight".
+waiter, the same job's next delivery takes a lock over at once (the delivery that took it was
+killed or lost its claim, so it would never store an answer), and a waiter that waited too
+long (or finds Redis unreachable) calls the provider itself. The steps and settings:
+docs/cost-optimisations.md, "Single-flight".
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -30,6 +33,21 @@ POLL_SECONDS = 0.05
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+# KEYS[1] the lock. ARGV: our token, its lifetime (ms), our job's digest ('' for none), our
+# delivery. A token is a nonce, the delivery number, then the job's digest (fixed widths; the
+# digest, not the id, so that any job id compares exactly and encodes).
+NONCE_CHARS = 32
+DELIVERY_CHARS = 10
+_ACQUIRE = f"""
+local current = redis.call('GET', KEYS[1])
+if current then
+  local job = string.sub(current, {NONCE_CHARS + DELIVERY_CHARS + 1})
+  local delivery = tonumber(string.sub(current, {NONCE_CHARS + 1}, {NONCE_CHARS + DELIVERY_CHARS}))
+  if ARGV[3] == '' or job ~= ARGV[3] or delivery == nil or delivery > tonumber(ARGV[4]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 
@@ -67,18 +85,23 @@ class SingleFlight:
     ):
         self._redis = redis_client(redis_url, sentinel_master, socket_timeout=2, socket_connect_timeout=2)
         self._release = self._redis.register_script(_RELEASE)
+        self._acquire = self._redis.register_script(_ACQUIRE)
         self.lock_ms = int(lock_seconds * 1000)
         self.wait_seconds = wait_seconds
         self._sleep = sleep
 
-    def lead_or_wait(self, key: str, ready: Callable[[], T | None]) -> Outcome[T]:
+    def lead_or_wait(
+        self, key: str, ready: Callable[[], T | None], *, job_id: str = "", delivery: int = 0
+    ) -> Outcome[T]:
         """Lead the work for ``key``, or wait for the current leader's answer (``ready()``
-        reads it; it is asked only when the lock is free)."""
+        reads it; it is asked only when the lock is free). A lock taken by this delivery of
+        ``job_id`` or an earlier one is taken over instead of waited for."""
         started = time.monotonic()
-        token = uuid.uuid4().hex
+        job = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest() if job_id else ""
+        token = f"{uuid.uuid4().hex}{delivery:0{DELIVERY_CHARS}d}{job}"
         while True:
             try:
-                acquired = self._redis.set(KEY_PREFIX + key, token, nx=True, px=self.lock_ms)
+                acquired = self._acquire(keys=[KEY_PREFIX + key], args=[token, self.lock_ms, job, delivery])
             except redis.RedisError:
                 log.warning("single-flight lock unavailable; calling without it")
                 return Outcome()

@@ -51,7 +51,7 @@ def run(claim: jobs.Claim, tier: Tier, provider_path: Callable[[], Any]) -> Any:
     cached = ready()
     if cached is not None:
         return settle_hit(claim, tier, cached)
-    flight = get_single_flight().lead_or_wait(key.digest, ready)
+    flight = get_single_flight().lead_or_wait(key.digest, ready, job_id=claim.job_id, delivery=claim.delivery)
     if flight.value is not None:
         log.info(
             "served from an identical job in flight",
