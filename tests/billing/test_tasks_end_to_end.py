@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -120,6 +121,27 @@ def test_a_forged_event_sent_to_the_contract_task_changes_and_keeps_nothing(
     )
 
     assert outcome["event_id"] is None and outcome["outcome"].startswith("invalid_signature: ")
+    assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 0
+    assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
+
+
+def test_a_captured_body_replayed_past_the_tolerance_with_a_retries_header_is_refused(
+    worker: Any, events: Events, db: Connection
+) -> None:
+    # Given a genuine professional update, signed fifteen minutes ago (tolerance: 300 s), never kept
+    body = events.subscription(
+        "customer.subscription.updated", price="price_professional_test", user_id="user-8", subscription="sub_8"
+    )
+    captured = sign(body, at=int(time.time()) - 900)
+
+    # When a producer replays it by task name, its message saying it is a retry
+    result = app.send_task(
+        "litink.handle_stripe_event", kwargs={"payload": body, "signature": captured}, retries=1
+    ).get(timeout=RESULT_TIMEOUT_S)
+
+    # Then it is refused for its age, and nothing is kept or granted
+    assert result["event_id"] is None
+    assert result["outcome"].startswith("invalid_signature: Timestamp outside the tolerance zone")
     assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 0
     assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
 
