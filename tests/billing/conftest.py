@@ -31,6 +31,8 @@ PRICES = {
     "premium": "price_premium_test",
     "professional": "price_professional_test",
 }
+# What each test price costs a month, in cents: a plan change charges the difference.
+AMOUNTS = {"price_basic_test": 900, "price_premium_test": 2900, "price_professional_test": 9900}
 # Events are dated from here; tests pass `now` explicitly where time matters.
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
@@ -75,12 +77,22 @@ class FakeStripe:
     - ``GET|POST|DELETE /v1/subscriptions/<id>``: read, change (items, proration, metadata) and
       cancel a subscription. Subscriptions are only ever created by :meth:`complete` or
       :meth:`put_subscription` (a dashboard), never by a plan change.
+
+    A price change with ``proration_behavior=always_invoice`` that costs more charges the
+    difference at once, on an invoice (``invoices``). A customer in ``declining`` cannot pay it;
+    then, as Stripe does, ``payment_behavior`` decides: ``pending_if_incomplete`` keeps the old
+    price and puts the change in ``pending_update``; ``error_if_incomplete`` answers 402;
+    ``allow_incomplete`` (the default) applies the new price and makes the subscription
+    ``past_due``. :meth:`pay` plays the customer paying the open invoice.
     """
 
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)  # statuses to answer next, in order
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    declining: set[str] = field(default_factory=set)  # customers whose payments fail
+    _pending_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     _sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
@@ -91,6 +103,9 @@ class FakeStripe:
             self.requests.clear()
             self.failures.clear()
             self.subscriptions.clear()
+            self.invoices.clear()
+            self.declining.clear()
+            self._pending_metadata.clear()
             self._sessions.clear()
             self._answers.clear()
 
@@ -214,13 +229,84 @@ class FakeStripe:
         item = sub["items"]["data"][0]
         if params.get("items[0][id]") not in (None, item["id"]):
             return 400, {"error": {"type": "invalid_request_error", "message": "no such item"}}
-        if "items[0][price]" in params:
-            item["price"] = {"id": params["items[0][price]"], "object": "price"}
-        for name, value in params.items():
-            if name.startswith("metadata["):
-                sub["metadata"][name[len("metadata[") : -1]] = value
+        metadata = {
+            name[len("metadata[") : -1]: value for name, value in params.items() if name.startswith("metadata[")
+        }
         sub["proration_behavior"] = params.get("proration_behavior")
+        old, new = item["price"]["id"], params.get("items[0][price]")
+        due = AMOUNTS.get(new or "", 0) - AMOUNTS.get(old, 0)
+        if new and params.get("proration_behavior") == "always_invoice" and due > 0:
+            paid = sub["customer"] not in self.declining
+            invoice = self._plan_change_invoice(sub, old, new, due, paid=paid)
+            sub["latest_invoice"] = invoice["id"]
+            if not paid:
+                behavior = params.get("payment_behavior", "allow_incomplete")
+                if behavior == "error_if_incomplete":
+                    return 402, {"error": {"type": "card_error", "code": "card_declined"}}
+                if behavior == "pending_if_incomplete":
+                    sub["pending_update"] = {
+                        "subscription_items": [
+                            {"id": item["id"], "price": {"id": new, "object": "price"}, "quantity": 1}
+                        ],
+                        "expires_at": int(time.time()) + 23 * 3600,
+                        "billing_cycle_anchor": None,
+                        "trial_end": None,
+                        "trial_from_plan": None,
+                    }
+                    self._pending_metadata[sub["id"]] = metadata
+                    return 200, json.loads(json.dumps(sub))
+                sub["status"] = "past_due"
+        if new:
+            item["price"] = {"id": new, "object": "price"}
+        sub["metadata"].update(metadata)
         return 200, json.loads(json.dumps(sub))
+
+    def _plan_change_invoice(self, sub: dict[str, Any], old: str, new: str, due: int, *, paid: bool) -> dict[str, Any]:
+        """The invoice ``always_invoice`` makes at once: the unused old price credited, the new
+        one charged, up to the end of the current period (API 2025-03-31 shapes)."""
+        invoice_id = f"in_test_{next(self._ids):04d}"
+        now, end = int(time.time()), sub["items"]["data"][0]["current_period_end"]
+
+        def line(price: str, amount: int) -> dict[str, Any]:
+            return {
+                "id": f"il_{invoice_id}_{price}",
+                "object": "line_item",
+                "amount": amount,
+                "period": {"start": now, "end": end},
+                "pricing": {"type": "price_details", "price_details": {"price": price}},
+            }
+
+        invoice = {
+            "id": invoice_id,
+            "object": "invoice",
+            "customer": sub["customer"],
+            "billing_reason": "subscription_update",
+            "status": "paid" if paid else "open",
+            "amount_due": due,
+            "amount_paid": due if paid else 0,
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {"subscription": sub["id"], "metadata": dict(sub["metadata"])},
+            },
+            "lines": {"object": "list", "data": [line(old, -AMOUNTS.get(old, 0)), line(new, AMOUNTS.get(new, 0))]},
+        }
+        self.invoices[invoice_id] = invoice
+        return invoice
+
+    def pay(self, sub_id: str) -> dict[str, Any]:
+        """The customer pays the subscription's open invoice (a new card): a pending update is
+        applied, a past-due subscription is active again. Returns the invoice, paid."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            invoice = self.invoices[sub["latest_invoice"]]
+            self.declining.discard(sub["customer"])
+            invoice.update(status="paid", amount_paid=invoice["amount_due"])
+            pending = sub.pop("pending_update", None)
+            if pending:
+                sub["items"]["data"][0]["price"] = pending["subscription_items"][0]["price"]
+                sub["metadata"].update(self._pending_metadata.pop(sub_id, {}))
+            sub["status"] = "active"
+            return json.loads(json.dumps(invoice))
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,13 @@
 
 One subscription per user. A user who already has a live subscription is not sent to a second
 checkout (which would leave the first one charging): their subscription's price is changed
-through the API instead, prorated as ``STRIPE_PRORATION_BEHAVIOR`` says, and they are sent
-straight to ``success_url``. The tier itself moves when Stripe's ``customer.subscription.updated``
-arrives with the new price, like every other tier move. (The Billing Portal would do the same
-change, but needs a portal configured in the dashboard and a second round trip by the user; a
-product that wants a confirmation step shows it before calling this.)
+through the API instead, and they are sent straight to ``success_url``. An upgrade is a pending
+update, invoiced at once: its new price applies only once that invoice is paid (see
+:func:`workers.billing.client.change_subscription_price`). The tier itself moves when Stripe's
+``customer.subscription.updated`` arrives with the new price, like every other tier move. (The
+Billing Portal would do the same change, but needs a portal configured in the dashboard and a
+second round trip by the user; a product that wants a confirmation step shows it before calling
+this.)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from workers.billing.client import (
     stripe_errors,
 )
 from workers.billing.errors import AlreadySubscribed, BillingRequestError, StripeRejected
-from workers.quotas.subscriptions import standing
+from workers.quotas.subscriptions import direction, standing
 
 if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
@@ -129,6 +131,7 @@ def create_checkout_session(
             row.stripe_subscription_id,
             user_id=user_id,
             tier=tier,
+            upgrade=direction(row.tier, tier) == "upgrade",
             price=price,
             success_url=success_url,
             scope=idempotency_scope,
@@ -162,6 +165,7 @@ def _change_plan(
     *,
     user_id: str,
     tier: str,
+    upgrade: bool,
     price: str,
     success_url: str,
     scope: str | None,
@@ -184,6 +188,7 @@ def _change_plan(
         price=price,
         metadata=metadata,
         idempotency_key=idempotency_key(key_params, scope=scope, now=now).replace("checkout", "plan-change"),
+        upgrade=upgrade,
         client=client,
     )
     return CheckoutSession(checkout_url=success_url, session_id=None, subscription_id=subscription_id)

@@ -113,16 +113,27 @@ def change_subscription_price(
     price: str,
     metadata: dict[str, str],
     idempotency_key: str,
+    upgrade: bool,
     client: stripe.StripeClient | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Move the subscription's one item to ``price``, prorated as ``STRIPE_PRORATION_BEHAVIOR`` says.
-    The subscription stays the same one: nothing is bought twice."""
+    """Move the subscription's one item to ``price``. The subscription stays the same one:
+    nothing is bought twice.
+
+    An upgrade is invoiced at once (``always_invoice``) as a pending update
+    (``payment_behavior=pending_if_incomplete``): if the charge fails, Stripe leaves the
+    subscription on its old price and keeps the change in ``pending_update`` until the invoice is
+    paid, so the new price, and with it the tier, arrives only once it is paid. (Stripe's default,
+    ``allow_incomplete``, would apply the new price at once and mark the subscription
+    ``past_due``, which the grace period would turn into days of the higher tier for nothing.)
+    Any other change is prorated as ``STRIPE_PRORATION_BEHAVIOR`` says; it costs nothing now.
+    """
     settings = settings or get_settings()
     client = client or build_client(settings)
     params: SubscriptionUpdateParams = {
         "items": [{"id": item_id, "price": price, "quantity": 1}],
-        "proration_behavior": settings.stripe_proration_behavior,
+        "proration_behavior": "always_invoice" if upgrade else settings.stripe_proration_behavior,
+        "payment_behavior": "pending_if_incomplete",
         "metadata": metadata,
     }
     with stripe_errors():

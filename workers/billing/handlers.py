@@ -39,6 +39,7 @@ STATUSES = {
 LIVE = ("active", "past_due")  # ours: a subscription Stripe still charges for
 # Refused transitions: each is answered `ignored` with one of these reasons (see docs/billing.md).
 CANCELED_FINAL = "canceled_final"  # an event would bring back a subscription that has ended
+PLAN_CHANGE_UNPAID = "plan_change_unpaid"  # the charge for a plan change failed: nothing changes
 
 
 # The one path that changes a subscription.
@@ -182,6 +183,10 @@ def _replaced(kept: str, canceled: str) -> str:
     return f"second subscription: kept {kept}, canceled {canceled}"[:200]
 
 
+def _rank(tier: str) -> int:
+    return get_catalog().tier(tier).rank
+
+
 def _tier_paid_for(event: Event, sub: dict[str, Any], metadata_tier: str | None) -> str | None:
     """The tier the subscription's prices buy; metadata only cross-checks it."""
     prices = payloads.subscription_price_ids(sub)
@@ -230,8 +235,23 @@ def _apply_subscription(
         past_due_since = None
         if status == "past_due":
             past_due_since = _kept(current, subscription_id, "past_due_since") or event.created
+        granted = tier
+        paid_for = _kept(current, subscription_id, "tier")
+        if status == "past_due" and paid_for and _rank(tier) > _rank(paid_for):
+            # A price raised without a successful payment (a change made with Stripe's default
+            # allow_incomplete, e.g. in the dashboard): the grace period keeps the tier paid for,
+            # never the one asked for. The new tier comes with the update that says "active".
+            logger.warning(
+                "Stripe event %s: %s moved to %s but is past due; %s stands until it is paid",
+                event.id,
+                subscription_id,
+                tier,
+                paid_for,
+                extra={"event_id": event.id, "event_type": event.type, "tier": paid_for},
+            )
+            granted = paid_for
         new = SubscriptionState(
-            tier=tier,
+            tier=granted,
             status=status,
             customer_id=customer_id or (current.customer_id if current else None),
             subscription_id=subscription_id,
@@ -371,6 +391,11 @@ def _invoice_payment_failed(conn: Connection, event: Event, now: datetime) -> st
     subscription_id = payloads.invoice_subscription_id(invoice)
     if subscription_id is None:
         return "ignored"
+    if invoice.get("billing_reason") == "subscription_update":
+        # The charge for a plan change failed. The subscription is not behind on what it had
+        # already paid for (a pending update left it as it was); any change to its status comes
+        # with its own customer.subscription.updated.
+        return _refused(event, PLAN_CHANGE_UNPAID)
 
     def decide(current: SubscriptionState | None) -> Decision:
         if current is None:
