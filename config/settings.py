@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     # publishes the JobResult there, so an open list would let producers feed any queue.
     notify_queues: Annotated[tuple[str, ...], NoDecode] = DEFAULT_NOTIFY_QUEUES
     webhook_port: int = DEFAULT_WEBHOOK_PORT
+    # The receiver (and its /health) listens here; Stripe reaches it through a TLS proxy.
+    webhook_host: str = LOCAL_ADDRESS
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
     log_json: bool = True
     log_level: str = "INFO"

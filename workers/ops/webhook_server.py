@@ -15,7 +15,11 @@
 A delivery of an event already in the inbox answers 200 again (Stripe retries what it did not
 see answered) and queues it only while it is still ``received``.
 
-``GET /health``: 200 while the process runs, with whether Postgres and the broker answered.
+``GET /health``: 200 while the process runs, with whether Postgres and the broker answered the
+last probe. The probe runs in the background every few seconds; a request only reads its result,
+so a flood of health checks opens no connection and takes nothing from the inbox's pool. It is
+rate limited too (429 beyond). The receiver, /health included, listens on ``WEBHOOK_HOST``
+(127.0.0.1 unless told otherwise): Stripe reaches it through the TLS proxy in front.
 
 The body and the signature are never logged.
 """
@@ -24,8 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +42,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy import exc as sa_exc
 
 from config import get_settings
+from config.settings import LOCAL_ADDRESS
 from config.tiers import BILLING_QUEUE
 from db.session import sqlalchemy_url
 from workers.billing import inbox
@@ -45,16 +54,53 @@ logger = logging.getLogger(__name__)
 WEBHOOK_PATH = "/stripe/webhook"
 HEALTH_PATH = "/health"
 PROCESS_TASK = "litink.process_stripe_event"
-DEFAULT_HOST = "0.0.0.0"
+DEFAULT_HOST = LOCAL_ADDRESS
 READ_CHUNK_BYTES = 64 * 1024
 PING_TIMEOUT_S = 2.0
 # Stripe waits about 10 s for an answer; an unreachable Postgres must give a 503 well before.
 DB_CONNECT_TIMEOUT_S = 3
 DB_STATEMENT_TIMEOUT_MS = 5000
 
+# /health reads the last background probe; the probe runs this often.
+HEALTH_PROBE_INTERVAL_S = 5.0
+# /health requests served per second (and the burst allowed); beyond, 429.
+HEALTH_RATE_PER_S = 20.0
+HEALTH_BURST = 40
+
+
+@dataclass
+class Health:
+    """What the last background probe found; ``checked_at`` is None until the first one ends."""
+
+    database: str = "unknown"
+    broker: str = "unknown"
+    checked_at: datetime | None = None
+
+
+class RateLimit:
+    """A token bucket, used from the event loop's one thread only."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate, self.burst = rate_per_s, float(burst)
+        self.tokens, self.updated = float(burst), time.monotonic()
+
+    def wait_s(self) -> float:
+        """0 if a request may pass now (and it is counted), else how long until one may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
 _CELERY_APP = web.AppKey("celery_app", Celery)
 _ENGINE = web.AppKey("engine", Engine)
 _MAX_BODY = web.AppKey("max_body_bytes", int)
+_HEALTH = web.AppKey("health", Health)
+_HEALTH_LIMIT = web.AppKey("health_limit", RateLimit)
+_PROBE = web.AppKey("probe", asyncio.Task)
 
 
 class _TooLarge(Exception):
@@ -94,13 +140,39 @@ def create_app(
     application[_CELERY_APP] = celery_app
     application[_ENGINE] = inbox_engine(database_url)
     application[_MAX_BODY] = limit
+    application[_HEALTH] = Health()
+    application[_HEALTH_LIMIT] = RateLimit(HEALTH_RATE_PER_S, HEALTH_BURST)
     application.router.add_post(WEBHOOK_PATH, stripe_webhook)
     application.router.add_get(HEALTH_PATH, health)
+    application.on_startup.append(_start_probe)
     application.on_cleanup.append(_dispose)
     return application
 
 
+async def _start_probe(application: web.Application) -> None:
+    # The first probe ends before the receiver serves, so /health never answers "unknown" once
+    # it listens (and the pool holds a connection from the start).
+    await _probe(application)
+    application[_PROBE] = asyncio.create_task(_probe_forever(application))
+
+
+async def _probe_forever(application: web.Application) -> None:
+    while True:
+        await asyncio.sleep(HEALTH_PROBE_INTERVAL_S)
+        await _probe(application)
+
+
+async def _probe(application: web.Application) -> None:
+    database = await _check(_database_answers, application[_ENGINE])
+    broker = await _check(_broker_answers, application[_CELERY_APP])
+    application[_HEALTH] = Health(database, broker, datetime.now(UTC))
+
+
 async def _dispose(application: web.Application) -> None:
+    if _PROBE in application:
+        application[_PROBE].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await application[_PROBE]
     application[_ENGINE].dispose()
 
 
@@ -211,11 +283,23 @@ async def _check(call: Callable[..., Any], *args: Any) -> str:
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 while the process serves; ``database`` says whether a webhook could be kept now,
-    ``broker`` whether it could be queued at once."""
-    database = await _check(_database_answers, request.app[_ENGINE])
-    broker = await _check(_broker_answers, request.app[_CELERY_APP])
-    return web.json_response({"status": "ok", "database": database, "broker": broker})
+    """200 while the process serves; ``database`` says whether a webhook could be kept,
+    ``broker`` whether it could be queued at once, as the last background probe found them
+    (``checked_at``). Nothing is opened per request; beyond the rate limit, 429."""
+    wait_s = request.app[_HEALTH_LIMIT].wait_s()
+    if wait_s > 0:
+        return web.json_response(
+            {"status": "rate_limited"}, status=429, headers={"Retry-After": str(max(1, round(wait_s)))}
+        )
+    known = request.app[_HEALTH]
+    return web.json_response(
+        {
+            "status": "ok",
+            "database": known.database,
+            "broker": known.broker,
+            "checked_at": known.checked_at.isoformat() if known.checked_at else None,
+        }
+    )
 
 
 def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
@@ -227,8 +311,8 @@ def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Receive Stripe webhooks, verify and keep them, and queue them.")
-    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--host", default=None, help="default: WEBHOOK_HOST, 127.0.0.1")
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=get_settings().log_level)
-    main(args.host, args.port)
+    main(args.host or get_settings().webhook_host, args.port)
