@@ -7,6 +7,7 @@ Nothing here talks to Stripe. Webhooks are signed locally exactly as Stripe sign
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import itertools
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,6 +28,8 @@ from config import Settings, get_settings
 from workers.billing import handle_event
 
 WEBHOOK_SECRET = "whsec_test_litink"
+# Stripe's own object shapes: a trimmed copy of stripe/openapi's fixtures3.json (see its _source).
+STRIPE_FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "stripe_fixtures3.json").read_text())
 PRICES = {
     "basic": "price_basic_test",
     "premium": "price_premium_test",
@@ -196,6 +200,11 @@ class FakeStripe:
     def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if method == "POST" and path == "/v1/checkout/sessions":
             return 200, self._create_session(params)
+        if method == "GET" and path.startswith("/v1/checkout/sessions/"):
+            session_id = path.rsplit("/", 1)[1]
+            if session_id not in self._sessions:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+            return 200, self.session(session_id)
         if path.startswith("/v1/subscriptions/"):
             sub = self.subscriptions.get(path.rsplit("/", 1)[1])
             if sub is None:
@@ -210,18 +219,33 @@ class FakeStripe:
         return 404, {"error": {"type": "invalid_request_error", "message": f"no route {method} {path}"}}
 
     def _create_session(self, params: dict[str, str]) -> dict[str, Any]:
+        """A session in the shape of Stripe's published fixture, with what the request asked for."""
         session_id = f"cs_test_{next(self._ids):04d}"
-        session = {
-            "id": session_id,
-            "object": "checkout.session",
-            "mode": params.get("mode"),
-            "url": f"https://checkout.stripe.test/c/pay/{session_id}",
-            "client_reference_id": params.get("client_reference_id"),
-            "metadata": {"user_id": params.get("metadata[user_id]"), "tier": params.get("metadata[tier]")},
-            "status": "open",
-        }
+        now = int(time.time())
+        session = copy.deepcopy(STRIPE_FIXTURES["checkout.session"])
+        session.update(
+            id=session_id,
+            created=now,
+            expires_at=now + 86400,
+            mode=params.get("mode"),
+            url=f"https://checkout.stripe.test/c/pay/{session_id}",
+            success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"),
+            client_reference_id=params.get("client_reference_id"),
+            customer=params.get("customer"),
+            metadata={"user_id": params.get("metadata[user_id]"), "tier": params.get("metadata[tier]")},
+            status="open",
+            payment_status="unpaid",
+            payment_intent=None,
+            subscription=None,
+        )
         self._sessions[session_id] = {**session, "_params": params}
         return session
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        """The session as Stripe holds it now (what its webhooks carry)."""
+        with self._lock:
+            return json.loads(json.dumps({k: v for k, v in self._sessions[session_id].items() if k != "_params"}))
 
     def _update_subscription(self, sub: dict[str, Any], params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if sub["status"] == "canceled":

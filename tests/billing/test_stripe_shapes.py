@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +21,9 @@ from sqlalchemy import Connection, text
 from workers.billing import handle_event
 from workers.quotas.subscriptions import standing
 
-from .conftest import PRICES, T0, WEBHOOK_SECRET, FakeStripe, unix
+from .conftest import PRICES, STRIPE_FIXTURES, T0, WEBHOOK_SECRET, FakeStripe, unix
 
-FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "stripe_fixtures3.json").read_text())
+FIXTURES = STRIPE_FIXTURES
 API_VERSION = "2026-07-29.dahlia"  # the version those fixtures were published for
 USER, CUSTOMER = "user-fx", FIXTURES["customer"]["id"]
 SUB = FIXTURES["subscription"]["id"]

@@ -201,7 +201,11 @@ def test_an_update_in_the_same_second_as_the_deletion_does_not_bring_the_tier_ba
     assert result["outcome"] == "canceled_final"
     assert (standing(db, "user-1", ended).tier.name, _row(db).status) == ("free", "canceled")
     assert _inbox(db)[-1] == (UPDATED, "ignored", "canceled_final")
-    refusals = [r for r in caplog.records if getattr(r, "outcome", None) == "canceled_final"]
+    refusals = [
+        r
+        for r in caplog.records
+        if r.name == "workers.billing.handlers" and getattr(r, "outcome", None) == "canceled_final"
+    ]
     assert [r.event_id for r in refusals] == [result["event_id"]]
     assert _history(db) == [("free", "premium", "upgrade"), ("premium", "free", "downgrade")]
 
