@@ -63,6 +63,8 @@ def test_an_upgrade_whose_payment_fails_keeps_the_old_tier_until_the_invoice_is_
     t2 = T0 + timedelta(days=2)
     paid = fake_stripe.pay("sub_up")
     renewed = events.deliver(events.event("invoice.paid", paid, created=t2), now=t2)
+    # (a proration runs to the period's end: the billing period does not start again)
+    assert standing(db, "user-up", t2).period_start == T0
     applied = events.deliver(
         events.event(UPDATED, _as_stripe_sends(fake_stripe.subscriptions["sub_up"]), created=t2), now=t2
     )

@@ -347,6 +347,10 @@ def _invoice_paid(conn: Connection, event: Event, now: datetime) -> str:
     if subscription_id is None:
         return "ignored"  # a one-off invoice, not a subscription's
     start, end = payloads.invoice_period(invoice)
+    if invoice.get("billing_reason") == "subscription_update":
+        # A plan change's proration runs from the change to the end of the current period: the
+        # billing period itself (and with it a billing-period quota) does not start again.
+        start = end = None
     user_id = _invoice_user(conn, invoice, subscription_id)
 
     def decide(current: SubscriptionState | None) -> Decision:

@@ -153,7 +153,7 @@ async def _start_probe(application: web.Application) -> None:
     # The first probe ends before the receiver serves, so /health never answers "unknown" once
     # it listens (and the pool holds a connection from the start).
     await _probe(application)
-    application[_PROBE] = asyncio.create_task(_probe_forever(application))
+    application[_PROBE] = asyncio.create_task(_probe_forever(application))  # still starting: allowed
 
 
 async def _probe_forever(application: web.Application) -> None:
@@ -165,7 +165,9 @@ async def _probe_forever(application: web.Application) -> None:
 async def _probe(application: web.Application) -> None:
     database = await _check(_database_answers, application[_ENGINE])
     broker = await _check(_broker_answers, application[_CELERY_APP])
-    application[_HEALTH] = Health(database, broker, datetime.now(UTC))
+    # Updated in place: a started application's state is not to be reassigned.
+    known = application[_HEALTH]
+    known.database, known.broker, known.checked_at = database, broker, datetime.now(UTC)
 
 
 async def _dispose(application: web.Application) -> None:
