@@ -7,10 +7,10 @@ decides what each event type changes.
    the raw body itself): the signature and its age are verified, then the event is stored
    ``received`` with its raw body. Nothing unverified is stored or queued.
 2. **Processing** (:func:`process_event`) works from the stored row only and never looks at the
-   signature's age again, so a backlog or an outage of any length loses nothing. A contract task
-   run again checks the age against the time the inbox recorded (:func:`admit`), never against
-   anything its message says. The row is
-   locked, so one delivery at a time; a row already processed is a ``duplicate``.
+   signature's age again, so a backlog or an outage of any length loses nothing. (A contract task
+   run again judges the age against the time the inbox recorded, :func:`admit`, never against
+   anything its message says.) The row is locked, so one delivery at a time; a row already
+   processed is a ``duplicate``.
 3. The handler's outcome and the row's new state are written in the transaction that changes the
    subscription: ``applied`` (provisioned, updated, ...) or ``ignored`` (stale, other_subscription,
    unknown_price, ...). An error that retrying will not cure leaves it ``failed``, with the error,

@@ -70,11 +70,13 @@ HEALTH_BURST = 40
 
 @dataclass
 class Health:
-    """What the last background probe found; ``checked_at`` is None until the first one ends."""
+    """What the last background probe found (``checked_at`` is None until the first one ends),
+    and the task that probes."""
 
     database: str = "unknown"
     broker: str = "unknown"
     checked_at: datetime | None = None
+    task: asyncio.Task[None] | None = None
 
 
 class RateLimit:
@@ -100,7 +102,6 @@ _ENGINE = web.AppKey("engine", Engine)
 _MAX_BODY = web.AppKey("max_body_bytes", int)
 _HEALTH = web.AppKey("health", Health)
 _HEALTH_LIMIT = web.AppKey("health_limit", RateLimit)
-_PROBE = web.AppKey("probe", asyncio.Task)
 
 
 class _TooLarge(Exception):
@@ -153,7 +154,7 @@ async def _start_probe(application: web.Application) -> None:
     # The first probe ends before the receiver serves, so /health never answers "unknown" once
     # it listens (and the pool holds a connection from the start).
     await _probe(application)
-    application[_PROBE] = asyncio.create_task(_probe_forever(application))  # still starting: allowed
+    application[_HEALTH].task = asyncio.create_task(_probe_forever(application))
 
 
 async def _probe_forever(application: web.Application) -> None:
@@ -165,16 +166,17 @@ async def _probe_forever(application: web.Application) -> None:
 async def _probe(application: web.Application) -> None:
     database = await _check(_database_answers, application[_ENGINE])
     broker = await _check(_broker_answers, application[_CELERY_APP])
-    # Updated in place: a started application's state is not to be reassigned.
+    # Updated in place: a started application's state is not reassigned.
     known = application[_HEALTH]
     known.database, known.broker, known.checked_at = database, broker, datetime.now(UTC)
 
 
 async def _dispose(application: web.Application) -> None:
-    if _PROBE in application:
-        application[_PROBE].cancel()
+    task = application[_HEALTH].task
+    if task is not None:
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await application[_PROBE]
+            await task
     application[_ENGINE].dispose()
 
 
