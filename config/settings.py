@@ -137,9 +137,9 @@ class Settings(BaseSettings):
     # accepted forever), so it is refused.
     stripe_webhook_tolerance: int = Field(default=300, gt=0)
     stripe_api_base: str | None = None  # a local fake in tests; unset means Stripe itself
-    # How a downgrade or lateral plan change is billed: always_invoice credits the difference at
-    # once, create_prorations on the next invoice, none does not prorate. An upgrade is always
-    # invoiced at once, so that it is paid before it is granted.
+    # How a downgrade applied at once (the catalog's billing.downgrade = "immediately") is billed:
+    # always_invoice credits the difference at once, create_prorations on the next invoice, none
+    # does not prorate. An upgrade is always invoiced at once, so that it is paid before granted.
     stripe_proration_behavior: Literal["always_invoice", "create_prorations", "none"] = "always_invoice"
     stripe_price_basic: str | None = None
     stripe_price_standard: str | None = None

@@ -95,6 +95,7 @@ class FakeStripe:
     failures: list[int] = field(default_factory=list)  # statuses to answer next, in order
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     declining: set[str] = field(default_factory=set)  # customers whose payments fail
     _pending_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     _sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -108,6 +109,7 @@ class FakeStripe:
             self.failures.clear()
             self.subscriptions.clear()
             self.invoices.clear()
+            self.schedules.clear()
             self.declining.clear()
             self._pending_metadata.clear()
             self._sessions.clear()
@@ -205,6 +207,8 @@ class FakeStripe:
             if session_id not in self._sessions:
                 return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
             return 200, self.session(session_id)
+        if path.startswith("/v1/subscription_schedules"):
+            return self._schedules(method, path, params)
         if path.startswith("/v1/subscriptions/"):
             sub = self.subscriptions.get(path.rsplit("/", 1)[1])
             if sub is None:
@@ -316,6 +320,83 @@ class FakeStripe:
         }
         self.invoices[invoice_id] = invoice
         return invoice
+
+    def _schedules(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/subscription_schedules`` (``from_subscription``), ``GET|POST .../<id>`` and
+        ``POST .../<id>/release``: enough of Stripe's schedules to change a price at period end."""
+        parts = path.strip("/").split("/")  # v1, subscription_schedules[, id[, release]]
+        if method == "POST" and len(parts) == 2:
+            sub = self.subscriptions.get(params.get("from_subscription", ""))
+            if sub is None:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+            if sub.get("schedule"):
+                return 400, {"error": {"type": "invalid_request_error", "message": "already attached to a schedule"}}
+            item = sub["items"]["data"][0]
+            schedule = {
+                "id": f"sub_sched_test_{next(self._ids):04d}",
+                "object": "subscription_schedule",
+                "subscription": sub["id"],
+                "status": "active",
+                "end_behavior": "release",
+                "phases": [
+                    {
+                        "start_date": item["current_period_start"],
+                        "end_date": item["current_period_end"],
+                        "items": [{"price": item["price"]["id"], "quantity": 1}],
+                        "metadata": {},
+                    }
+                ],
+            }
+            self.schedules[schedule["id"]] = schedule
+            sub["schedule"] = schedule["id"]
+            return 200, json.loads(json.dumps(schedule))
+        schedule = self.schedules.get(parts[2]) if len(parts) > 2 else None
+        if schedule is None:
+            return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+        if method == "POST" and parts[3:] == ["release"]:
+            schedule["status"] = "released"
+            self.subscriptions[schedule["subscription"]]["schedule"] = None
+        elif method == "POST":
+            if schedule["status"] != "active":
+                return 400, {"error": {"type": "invalid_request_error", "message": "schedule is not active"}}
+            phases: dict[int, dict[str, Any]] = {}
+            for name, value in params.items():
+                if not name.startswith("phases["):
+                    continue
+                keys = [k.rstrip("]") for k in name[len("phases[") :].split("[")]
+                phase = phases.setdefault(int(keys[0]), {"items": [{"quantity": 1}], "metadata": {}})
+                if keys[1] == "items":
+                    phase["items"][0][keys[3]] = int(value) if keys[3] == "quantity" else value
+                elif keys[1] == "metadata":
+                    phase["metadata"][keys[2]] = value
+                elif keys[1] in ("start_date", "end_date"):
+                    phase[keys[1]] = int(value)
+                else:
+                    phase[keys[1]] = value
+            schedule["phases"] = [phases[i] for i in sorted(phases)]
+            schedule["end_behavior"] = params.get("end_behavior", schedule["end_behavior"])
+        return 200, json.loads(json.dumps(schedule))
+
+    def end_period(self, sub_id: str) -> dict[str, Any]:
+        """The subscription's current period ends: a schedule's next phase starts (its price and
+        metadata apply; the schedule, at its last phase, releases the subscription) and the next
+        period is the same length. Returns the subscription as Stripe then holds it."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            item = sub["items"]["data"][0]
+            start, end = item["current_period_start"], item["current_period_end"]
+            schedule = self.schedules.get(sub.get("schedule") or "")
+            if schedule is not None:
+                following = [
+                    p for p in schedule["phases"] if p.get("start_date", end) >= end and p is not schedule["phases"][0]
+                ]
+                if following:
+                    item["price"] = {"id": following[0]["items"][0]["price"], "object": "price"}
+                    sub["metadata"].update(following[0]["metadata"])
+                schedule["status"] = "released"
+                sub["schedule"] = None
+            item.update(current_period_start=end, current_period_end=end + (end - start))
+            return json.loads(json.dumps(sub))
 
     def pay(self, sub_id: str) -> dict[str, Any]:
         """The customer pays the subscription's open invoice (a new card): a pending update is

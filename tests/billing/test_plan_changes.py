@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Connection, text
 
+from config import get_catalog, get_settings
+from config.tiers import CATALOG_PATH
 from workers.billing import create_checkout_session
 from workers.quotas.subscriptions import standing
 
@@ -117,3 +121,82 @@ def test_a_price_raised_elsewhere_without_payment_grants_no_grace_on_the_higher_
     fake_stripe.pay("sub_up")
     events.deliver(events.event(UPDATED, _as_stripe_sends(fake_stripe.subscriptions["sub_up"]), created=t2), now=t2)
     assert standing(db, "user-up", t2).tier.name == "professional"
+
+
+# A downgrade waits for the end of the period already paid for (the catalog's billing.downgrade).
+
+
+def _premium_subscriber(fake: FakeStripe, events: Events) -> None:
+    sub = fake.put_subscription("sub_down", tier="premium", customer="cus_down", user_id="user-down", created=T0)
+    assert events.deliver(events.event("customer.subscription.created", sub, created=T0))["outcome"] == "updated"
+
+
+def test_a_downgrade_takes_effect_when_the_period_paid_for_ends(
+    fake_stripe: FakeStripe, events: Events, db: Connection
+) -> None:
+    # Given a premium subscriber, in the first day of a thirty-day period
+    _premium_subscriber(fake_stripe, events)
+
+    # When they ask for basic
+    answer = create_checkout_session("user-down", "basic", SUCCESS, CANCEL)
+
+    # Then Stripe keeps the premium price for the period paid for, and the user keeps premium
+    assert answer.subscription_id == "sub_down"
+    held = _as_stripe_sends(fake_stripe.subscriptions["sub_down"])
+    assert held["items"]["data"][0]["price"]["id"] == PRICES["premium"]
+    t1 = T0 + timedelta(days=1)
+    events.deliver(events.event(UPDATED, held, created=t1), now=t1)  # Stripe reports the schedule attached
+    assert standing(db, "user-down", t1).tier.name == "premium"
+
+    # When the period ends, the cheaper price starts with the next one
+    ended = T0 + timedelta(days=30)
+    renewed = fake_stripe.end_period("sub_down")
+    assert events.deliver(events.event(UPDATED, renewed, created=ended), now=ended)["outcome"] == "updated"
+
+    # Then the user is on basic from then on
+    assert standing(db, "user-down", ended).tier.name == "basic"
+    assert _history(db) == [("free", "premium"), ("premium", "basic")]
+
+
+def test_an_upgrade_after_a_scheduled_downgrade_cancels_the_downgrade(
+    fake_stripe: FakeStripe, events: Events, db: Connection
+) -> None:
+    # Given a premium subscriber with a downgrade to basic scheduled for the period's end
+    _premium_subscriber(fake_stripe, events)
+    create_checkout_session("user-down", "basic", SUCCESS, CANCEL)
+    assert fake_stripe.subscriptions["sub_down"]["schedule"] is not None
+
+    # When they upgrade to professional instead (and pay for it)
+    create_checkout_session("user-down", "professional", SUCCESS, CANCEL)
+    t1 = T0 + timedelta(days=1)
+    events.deliver(events.event(UPDATED, _as_stripe_sends(fake_stripe.subscriptions["sub_down"]), created=t1), now=t1)
+    assert standing(db, "user-down", t1).tier.name == "professional"
+
+    # Then the period's end does not bring the downgrade back
+    ended = T0 + timedelta(days=30)
+    events.deliver(events.event(UPDATED, fake_stripe.end_period("sub_down"), created=ended), now=ended)
+    assert standing(db, "user-down", ended).tier.name == "professional"
+
+
+def test_a_catalog_that_says_immediately_downgrades_at_once(
+    fake_stripe: FakeStripe, events: Events, db: Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the catalog says a downgrade applies immediately
+    catalog = tmp_path / "tiers.toml"
+    catalog.write_text(CATALOG_PATH.read_text().replace('downgrade = "period_end"', 'downgrade = "immediately"'))
+    monkeypatch.setenv("TIER_CATALOG_PATH", str(catalog))
+    get_settings.cache_clear()
+    get_catalog.cache_clear()
+    try:
+        assert get_catalog().billing.downgrade == "immediately"
+        _premium_subscriber(fake_stripe, events)
+
+        # When a premium subscriber asks for basic
+        create_checkout_session("user-down", "basic", SUCCESS, CANCEL)
+
+        # Then the price changes now, with no schedule
+        held = fake_stripe.subscriptions["sub_down"]
+        assert held["items"]["data"][0]["price"]["id"] == PRICES["basic"]
+        assert fake_stripe.schedules == {}
+    finally:
+        get_catalog.cache_clear()

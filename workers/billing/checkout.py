@@ -4,11 +4,12 @@ One subscription per user. A user who already has a live subscription is not sen
 checkout (which would leave the first one charging): their subscription's price is changed
 through the API instead, and they are sent straight to ``success_url``. An upgrade is a pending
 update, invoiced at once: its new price applies only once that invoice is paid (see
-:func:`workers.billing.client.change_subscription_price`). The tier itself moves when Stripe's
-``customer.subscription.updated`` arrives with the new price, like every other tier move. (The
-Billing Portal would do the same change, but needs a portal configured in the dashboard and a
-second round trip by the user; a product that wants a confirmation step shows it before calling
-this.)
+:func:`workers.billing.client.change_subscription_price`). A downgrade is scheduled for the end
+of the period already paid for, unless the catalog's ``billing.downgrade`` says ``immediately``.
+The tier itself moves when Stripe's ``customer.subscription.updated`` arrives with the new price,
+like every other tier move. (The Billing Portal would do the same change, but needs a portal
+configured in the dashboard and a second round trip by the user; a product that wants a
+confirmation step shows it before calling this.)
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from typing import TYPE_CHECKING, Any, cast
 import stripe
 from sqlalchemy import text
 
+from config import get_catalog
 from db.session import get_engine
+from workers.billing import payloads
 from workers.billing.client import (
     build_client,
     change_subscription_price,
     price_for,
+    release_schedule,
     retrieve_subscription,
+    schedule_subscription_price,
     stripe_errors,
 )
 from workers.billing.errors import AlreadySubscribed, BillingRequestError, StripeRejected
@@ -182,12 +187,20 @@ def _change_plan(
         raise StripeRejected(f"subscription {subscription_id!r} has {len(items)} items; litink sells one")
     metadata = {"user_id": user_id, "tier": tier}
     key_params = {"subscription": subscription_id, "item": items[0]["id"], "price": price, "metadata": metadata}
+    key = idempotency_key(key_params, scope=scope, now=now).replace("checkout", "plan-change")
+    scheduled = payloads.ref(sub.get("schedule"))
+    if not upgrade and get_catalog().billing.downgrade == "period_end":
+        # The period is paid for at the higher price: it keeps that tier, the next one is cheaper.
+        schedule_subscription_price(sub, price=price, metadata=metadata, idempotency_key=key, client=client)
+        return CheckoutSession(checkout_url=success_url, session_id=None, subscription_id=subscription_id)
+    if scheduled is not None:
+        release_schedule(scheduled, client=client)  # else its next phase would undo this change
     change_subscription_price(
         subscription_id,
         item_id=items[0]["id"],
         price=price,
         metadata=metadata,
-        idempotency_key=idempotency_key(key_params, scope=scope, now=now).replace("checkout", "plan-change"),
+        idempotency_key=key,
         upgrade=upgrade,
         client=client,
     )
