@@ -13,7 +13,7 @@ from sqlalchemy import Connection, text
 
 from config import get_catalog, get_settings
 from config.tiers import CATALOG_PATH
-from workers.billing import create_checkout_session
+from workers.billing import AlreadySubscribed, create_checkout_session
 from workers.quotas.subscriptions import standing
 
 from .conftest import PRICES, T0, Events, FakeStripe
@@ -200,3 +200,25 @@ def test_a_catalog_that_says_immediately_downgrades_at_once(
         assert fake_stripe.schedules == {}
     finally:
         get_catalog.cache_clear()
+
+
+def test_asking_for_the_current_tier_calls_off_a_scheduled_downgrade(
+    fake_stripe: FakeStripe, events: Events, db: Connection
+) -> None:
+    # Given a premium subscriber with a downgrade to basic scheduled for the period's end
+    _premium_subscriber(fake_stripe, events)
+    create_checkout_session("user-down", "basic", SUCCESS, CANCEL)
+
+    # When they ask for premium again, the schedule is released
+    answer = create_checkout_session("user-down", "premium", SUCCESS, CANCEL)
+    assert (answer.session_id, answer.subscription_id) == (None, "sub_down")
+    assert fake_stripe.subscriptions["sub_down"]["schedule"] is None
+
+    # And the period's end keeps them on premium
+    ended = T0 + timedelta(days=30)
+    events.deliver(events.event(UPDATED, fake_stripe.end_period("sub_down"), created=ended), now=ended)
+    assert standing(db, "user-down", ended).tier.name == "premium"
+
+    # Asked again, with nothing to call off, it is the caller's mistake
+    with pytest.raises(AlreadySubscribed):
+        create_checkout_session("user-down", "premium", SUCCESS, CANCEL)

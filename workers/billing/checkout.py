@@ -124,13 +124,20 @@ def create_checkout_session(
             ),
             {"u": user_id},
         ).first()
-    if current.status == "active" and current.tier.name == tier:
+    live = row is not None and row.stripe_subscription_id and row.status in LIVE_STATUSES
+    if current.status == "active" and current.tier.name == tier and not live:
         raise AlreadySubscribed(f"user {user_id!r} already has an active {tier!r} subscription")
     customer_id = row.stripe_customer_id if row else None
     client = client or build_client()
 
-    if row is not None and row.stripe_subscription_id and row.status in LIVE_STATUSES:
+    if live:
+        assert row is not None
         if row.tier == tier:
+            # Asking for the tier they have: a downgrade scheduled since is called off.
+            if _call_off_downgrade(row.stripe_subscription_id, client=client):
+                return CheckoutSession(
+                    checkout_url=success_url, session_id=None, subscription_id=row.stripe_subscription_id
+                )
             raise AlreadySubscribed(f"user {user_id!r} already has a {row.status} {tier!r} subscription")
         changed = _change_plan(
             row.stripe_subscription_id,
@@ -163,6 +170,16 @@ def create_checkout_session(
     if not answer.get("url") or not answer.get("id"):
         raise StripeRejected(f"Checkout Session {answer.get('id')!r} came back without a url")
     return CheckoutSession(checkout_url=answer["url"], session_id=answer["id"])
+
+
+def _call_off_downgrade(subscription_id: str, *, client: stripe.StripeClient) -> bool:
+    """Release the subscription's schedule, if it has one (a downgrade waiting for the period's
+    end). True if there was one."""
+    schedule = payloads.ref(retrieve_subscription(subscription_id, client=client).get("schedule"))
+    if schedule is None:
+        return False
+    release_schedule(schedule, client=client)
+    return True
 
 
 def _change_plan(
