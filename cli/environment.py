@@ -19,6 +19,7 @@ MEANINGS = {
     "OPENROUTER_MANAGEMENT_KEY": "OpenRouter management key, for /credits only (a secret)",
     "FLOWER_BASIC_AUTH": "user:password[,user2:password2] (a secret)",
     "WEBHOOK_PORT": "port of the webhook receiver",
+    "WEBHOOK_HOST": "address the webhook receiver listens on",
     "STRIPE_WEBHOOK_SECRET": "Stripe endpoint signing secret (a secret)",
     "STRIPE_WEBHOOK_TOLERANCE": "seconds a webhook signature may be old at the door",
     "STRIPE_SECRET_KEY": "Stripe API key (a secret)",

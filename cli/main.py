@@ -447,10 +447,12 @@ def flower(insecure_local: bool, port: int) -> None:
     sys.exit(flower_main(["--port", str(port)] + (["--insecure-local"] if insecure_local else [])))
 
 
-@litink.command(epilog=epilog(*DATABASE, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_PORT"))
-@click.option("--host", default="0.0.0.0")
+@litink.command(
+    epilog=epilog(*DATABASE, "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE", "WEBHOOK_HOST", "WEBHOOK_PORT")
+)
+@click.option("--host", help="[default: WEBHOOK_HOST, 127.0.0.1]")
 @click.option("--port", type=int, help="[default: WEBHOOK_PORT]")
-def webhooks(host: str, port: int | None) -> None:
+def webhooks(host: str | None, port: int | None) -> None:
     """Run the Stripe webhook receiver: verify, keep in Postgres, then queue."""
     from config import get_settings
     from workers.ops.webhook_server import main as webhooks_main
@@ -458,7 +460,7 @@ def webhooks(host: str, port: int | None) -> None:
     # Postgres keeps every event before Stripe is answered; the broker may be down (the beat
     # sweep queues what could not be queued at once).
     use_services(database=True, redis=False)
-    webhooks_main(host, port or get_settings().webhook_port)
+    webhooks_main(host or get_settings().webhook_host, port or get_settings().webhook_port)
 
 
 STRIPE_EVENT_COLUMNS = ["event_id", "type", "state", "outcome", "attempts", "received_at", "error"]

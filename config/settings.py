@@ -137,8 +137,9 @@ class Settings(BaseSettings):
     # accepted forever), so it is refused.
     stripe_webhook_tolerance: int = Field(default=300, gt=0)
     stripe_api_base: str | None = None  # a local fake in tests; unset means Stripe itself
-    # How a plan change of a live subscription is billed: always_invoice charges (or credits) the
-    # difference at once, create_prorations adds it to the next invoice, none does not prorate.
+    # How a downgrade applied at once (the catalog's billing.downgrade = "immediately") is billed:
+    # always_invoice credits the difference at once, create_prorations on the next invoice, none
+    # does not prorate. An upgrade is always invoiced at once, so that it is paid before granted.
     stripe_proration_behavior: Literal["always_invoice", "create_prorations", "none"] = "always_invoice"
     stripe_price_basic: str | None = None
     stripe_price_standard: str | None = None
@@ -155,6 +156,8 @@ class Settings(BaseSettings):
     # publishes the JobResult there, so an open list would let producers feed any queue.
     notify_queues: Annotated[tuple[str, ...], NoDecode] = DEFAULT_NOTIFY_QUEUES
     webhook_port: int = DEFAULT_WEBHOOK_PORT
+    # The receiver (and its /health) listens here; Stripe reaches it through a TLS proxy.
+    webhook_host: str = LOCAL_ADDRESS
     webhook_max_body_bytes: int = Field(default=256 * 1024, gt=0)
     log_json: bool = True
     log_level: str = "INFO"

@@ -87,6 +87,14 @@ class CacheSettings(_Frozen):
     shared_across_users: bool = True
 
 
+class BillingSettings(_Frozen):
+    """How a plan change through the API is applied (docs/billing.md)."""
+
+    # period_end: the subscription moves to the cheaper price when the period paid for ends;
+    # immediately: at once, with the unused part prorated as STRIPE_PRORATION_BEHAVIOR says.
+    downgrade: Literal["period_end", "immediately"] = "period_end"
+
+
 class Tier(_Frozen):
     name: str
     rank: int  # order for upgrades and downgrades
@@ -118,6 +126,7 @@ class Catalog(_Frozen):
     analysis: AnalysisSettings
     tiers: dict[str, Tier]
     cache: CacheSettings = CacheSettings()
+    billing: BillingSettings = BillingSettings()
 
     def cache_ttl(self, kind: str, tier: Tier) -> int:
         """Seconds an answer of ``kind`` for ``tier`` is cached; 0 means not cached."""
@@ -155,7 +164,7 @@ def remaining(limit: int | None, used: int) -> int | None:
 def load_catalog(path: Path | str | None = None) -> Catalog:
     raw = tomllib.loads(Path(path or CATALOG_PATH).read_text())
     tiers = {name: {"name": name, **body} for name, body in raw["tiers"].items()}
-    return Catalog(analysis=raw["analysis"], tiers=tiers, cache=raw.get("cache", {}))
+    return Catalog(analysis=raw["analysis"], tiers=tiers, cache=raw.get("cache", {}), billing=raw.get("billing", {}))
 
 
 @lru_cache(maxsize=1)

@@ -61,10 +61,11 @@ def handle_stripe_event(self: Task, payload: str, signature: str) -> dict[str, s
     """``{event_id, type, outcome}`` for one raw webhook body and its Stripe-Signature header:
     verified, kept in the inbox, applied (for producers that deliver webhooks themselves).
 
-    The age of the signature is checked on the first run only: a retry (the database was down)
-    has it checked already, and must not lose the event to the time the outage took.
+    Every run checks the signature's age the same way, whatever the message's headers say (a
+    producer sets them): against the time the inbox kept the event, or against now if it is
+    not kept yet.
     """
-    return events.handle_event(payload, signature, check_age=self.request.retries == 0).as_dict()
+    return events.handle_event(payload, signature).as_dict()
 
 
 @app.task(

@@ -7,6 +7,7 @@ Nothing here talks to Stripe. Webhooks are signed locally exactly as Stripe sign
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import itertools
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,11 +28,15 @@ from config import Settings, get_settings
 from workers.billing import handle_event
 
 WEBHOOK_SECRET = "whsec_test_litink"
+# Stripe's own object shapes: a trimmed copy of stripe/openapi's fixtures3.json (see its _source).
+STRIPE_FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "stripe_fixtures3.json").read_text())
 PRICES = {
     "basic": "price_basic_test",
     "premium": "price_premium_test",
     "professional": "price_professional_test",
 }
+# What each test price costs a month, in cents: a plan change charges the difference.
+AMOUNTS = {"price_basic_test": 900, "price_premium_test": 2900, "price_professional_test": 9900}
 # Events are dated from here; tests pass `now` explicitly where time matters.
 T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 
@@ -75,12 +81,23 @@ class FakeStripe:
     - ``GET|POST|DELETE /v1/subscriptions/<id>``: read, change (items, proration, metadata) and
       cancel a subscription. Subscriptions are only ever created by :meth:`complete` or
       :meth:`put_subscription` (a dashboard), never by a plan change.
+
+    A price change with ``proration_behavior=always_invoice`` that costs more charges the
+    difference at once, on an invoice (``invoices``). A customer in ``declining`` cannot pay it;
+    then, as Stripe does, ``payment_behavior`` decides: ``pending_if_incomplete`` keeps the old
+    price and puts the change in ``pending_update``; ``error_if_incomplete`` answers 402;
+    ``allow_incomplete`` (the default) applies the new price and makes the subscription
+    ``past_due``. :meth:`pay` plays the customer paying the open invoice.
     """
 
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)  # statuses to answer next, in order
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    declining: set[str] = field(default_factory=set)  # customers whose payments fail
+    _pending_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     _sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=itertools.count)
@@ -91,6 +108,10 @@ class FakeStripe:
             self.requests.clear()
             self.failures.clear()
             self.subscriptions.clear()
+            self.invoices.clear()
+            self.schedules.clear()
+            self.declining.clear()
+            self._pending_metadata.clear()
             self._sessions.clear()
             self._answers.clear()
 
@@ -181,6 +202,13 @@ class FakeStripe:
     def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if method == "POST" and path == "/v1/checkout/sessions":
             return 200, self._create_session(params)
+        if method == "GET" and path.startswith("/v1/checkout/sessions/"):
+            session_id = path.rsplit("/", 1)[1]
+            if session_id not in self._sessions:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+            return 200, self.session(session_id)
+        if path.startswith("/v1/subscription_schedules"):
+            return self._schedules(method, path, params)
         if path.startswith("/v1/subscriptions/"):
             sub = self.subscriptions.get(path.rsplit("/", 1)[1])
             if sub is None:
@@ -195,18 +223,33 @@ class FakeStripe:
         return 404, {"error": {"type": "invalid_request_error", "message": f"no route {method} {path}"}}
 
     def _create_session(self, params: dict[str, str]) -> dict[str, Any]:
+        """A session in the shape of Stripe's published fixture, with what the request asked for."""
         session_id = f"cs_test_{next(self._ids):04d}"
-        session = {
-            "id": session_id,
-            "object": "checkout.session",
-            "mode": params.get("mode"),
-            "url": f"https://checkout.stripe.test/c/pay/{session_id}",
-            "client_reference_id": params.get("client_reference_id"),
-            "metadata": {"user_id": params.get("metadata[user_id]"), "tier": params.get("metadata[tier]")},
-            "status": "open",
-        }
+        now = int(time.time())
+        session = copy.deepcopy(STRIPE_FIXTURES["checkout.session"])
+        session.update(
+            id=session_id,
+            created=now,
+            expires_at=now + 86400,
+            mode=params.get("mode"),
+            url=f"https://checkout.stripe.test/c/pay/{session_id}",
+            success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"),
+            client_reference_id=params.get("client_reference_id"),
+            customer=params.get("customer"),
+            metadata={"user_id": params.get("metadata[user_id]"), "tier": params.get("metadata[tier]")},
+            status="open",
+            payment_status="unpaid",
+            payment_intent=None,
+            subscription=None,
+        )
         self._sessions[session_id] = {**session, "_params": params}
         return session
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        """The session as Stripe holds it now (what its webhooks carry)."""
+        with self._lock:
+            return json.loads(json.dumps({k: v for k, v in self._sessions[session_id].items() if k != "_params"}))
 
     def _update_subscription(self, sub: dict[str, Any], params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if sub["status"] == "canceled":
@@ -214,13 +257,161 @@ class FakeStripe:
         item = sub["items"]["data"][0]
         if params.get("items[0][id]") not in (None, item["id"]):
             return 400, {"error": {"type": "invalid_request_error", "message": "no such item"}}
-        if "items[0][price]" in params:
-            item["price"] = {"id": params["items[0][price]"], "object": "price"}
-        for name, value in params.items():
-            if name.startswith("metadata["):
-                sub["metadata"][name[len("metadata[") : -1]] = value
+        metadata = {
+            name[len("metadata[") : -1]: value for name, value in params.items() if name.startswith("metadata[")
+        }
         sub["proration_behavior"] = params.get("proration_behavior")
+        old, new = item["price"]["id"], params.get("items[0][price]")
+        due = AMOUNTS.get(new or "", 0) - AMOUNTS.get(old, 0)
+        if new and params.get("proration_behavior") == "always_invoice" and due > 0:
+            paid = sub["customer"] not in self.declining
+            invoice = self._plan_change_invoice(sub, old, new, due, paid=paid)
+            sub["latest_invoice"] = invoice["id"]
+            if not paid:
+                behavior = params.get("payment_behavior", "allow_incomplete")
+                if behavior == "error_if_incomplete":
+                    return 402, {"error": {"type": "card_error", "code": "card_declined"}}
+                if behavior == "pending_if_incomplete":
+                    sub["pending_update"] = {
+                        "subscription_items": [
+                            {"id": item["id"], "price": {"id": new, "object": "price"}, "quantity": 1}
+                        ],
+                        "expires_at": int(time.time()) + 23 * 3600,
+                        "billing_cycle_anchor": None,
+                        "trial_end": None,
+                        "trial_from_plan": None,
+                    }
+                    self._pending_metadata[sub["id"]] = metadata
+                    return 200, json.loads(json.dumps(sub))
+                sub["status"] = "past_due"
+        if new:
+            item["price"] = {"id": new, "object": "price"}
+        sub["metadata"].update(metadata)
         return 200, json.loads(json.dumps(sub))
+
+    def _plan_change_invoice(self, sub: dict[str, Any], old: str, new: str, due: int, *, paid: bool) -> dict[str, Any]:
+        """The invoice ``always_invoice`` makes at once: the unused old price credited, the new
+        one charged, up to the end of the current period (API 2025-03-31 shapes)."""
+        invoice_id = f"in_test_{next(self._ids):04d}"
+        now, end = int(time.time()), sub["items"]["data"][0]["current_period_end"]
+
+        def line(price: str, amount: int) -> dict[str, Any]:
+            return {
+                "id": f"il_{invoice_id}_{price}",
+                "object": "line_item",
+                "amount": amount,
+                "period": {"start": now, "end": end},
+                "pricing": {"type": "price_details", "price_details": {"price": price}},
+            }
+
+        invoice = {
+            "id": invoice_id,
+            "object": "invoice",
+            "customer": sub["customer"],
+            "billing_reason": "subscription_update",
+            "status": "paid" if paid else "open",
+            "amount_due": due,
+            "amount_paid": due if paid else 0,
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {"subscription": sub["id"], "metadata": dict(sub["metadata"])},
+            },
+            "lines": {"object": "list", "data": [line(old, -AMOUNTS.get(old, 0)), line(new, AMOUNTS.get(new, 0))]},
+        }
+        self.invoices[invoice_id] = invoice
+        return invoice
+
+    def _schedules(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/subscription_schedules`` (``from_subscription``), ``GET|POST .../<id>`` and
+        ``POST .../<id>/release``: enough of Stripe's schedules to change a price at period end."""
+        parts = path.strip("/").split("/")  # v1, subscription_schedules[, id[, release]]
+        if method == "POST" and len(parts) == 2:
+            sub = self.subscriptions.get(params.get("from_subscription", ""))
+            if sub is None:
+                return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+            if sub.get("schedule"):
+                return 400, {"error": {"type": "invalid_request_error", "message": "already attached to a schedule"}}
+            item = sub["items"]["data"][0]
+            schedule = {
+                "id": f"sub_sched_test_{next(self._ids):04d}",
+                "object": "subscription_schedule",
+                "subscription": sub["id"],
+                "status": "active",
+                "end_behavior": "release",
+                "phases": [
+                    {
+                        "start_date": item["current_period_start"],
+                        "end_date": item["current_period_end"],
+                        "items": [{"price": item["price"]["id"], "quantity": 1}],
+                        "metadata": {},
+                    }
+                ],
+            }
+            self.schedules[schedule["id"]] = schedule
+            sub["schedule"] = schedule["id"]
+            return 200, json.loads(json.dumps(schedule))
+        schedule = self.schedules.get(parts[2]) if len(parts) > 2 else None
+        if schedule is None:
+            return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+        if method == "POST" and parts[3:] == ["release"]:
+            schedule["status"] = "released"
+            self.subscriptions[schedule["subscription"]]["schedule"] = None
+        elif method == "POST":
+            if schedule["status"] != "active":
+                return 400, {"error": {"type": "invalid_request_error", "message": "schedule is not active"}}
+            phases: dict[int, dict[str, Any]] = {}
+            for name, value in params.items():
+                if not name.startswith("phases["):
+                    continue
+                keys = [k.rstrip("]") for k in name[len("phases[") :].split("[")]
+                phase = phases.setdefault(int(keys[0]), {"items": [{"quantity": 1}], "metadata": {}})
+                if keys[1] == "items":
+                    phase["items"][0][keys[3]] = int(value) if keys[3] == "quantity" else value
+                elif keys[1] == "metadata":
+                    phase["metadata"][keys[2]] = value
+                elif keys[1] in ("start_date", "end_date"):
+                    phase[keys[1]] = int(value)
+                else:
+                    phase[keys[1]] = value
+            schedule["phases"] = [phases[i] for i in sorted(phases)]
+            schedule["end_behavior"] = params.get("end_behavior", schedule["end_behavior"])
+        return 200, json.loads(json.dumps(schedule))
+
+    def end_period(self, sub_id: str) -> dict[str, Any]:
+        """The subscription's current period ends: a schedule's next phase starts (its price and
+        metadata apply; the schedule, at its last phase, releases the subscription) and the next
+        period is the same length. Returns the subscription as Stripe then holds it."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            item = sub["items"]["data"][0]
+            start, end = item["current_period_start"], item["current_period_end"]
+            schedule = self.schedules.get(sub.get("schedule") or "")
+            if schedule is not None:
+                following = [
+                    p for p in schedule["phases"] if p.get("start_date", end) >= end and p is not schedule["phases"][0]
+                ]
+                if following:
+                    item["price"] = {"id": following[0]["items"][0]["price"], "object": "price"}
+                    sub["metadata"].update(following[0]["metadata"])
+                schedule["status"] = "released"
+                sub["schedule"] = None
+            item.update(current_period_start=end, current_period_end=end + (end - start))
+            return json.loads(json.dumps(sub))
+
+    def pay(self, sub_id: str) -> dict[str, Any]:
+        """The customer pays the subscription's open invoice (a new card): a pending update is
+        applied, a past-due subscription is active again. Returns the invoice, paid."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            invoice = self.invoices[sub["latest_invoice"]]
+            self.declining.discard(sub["customer"])
+            invoice.update(status="paid", amount_paid=invoice["amount_due"])
+            pending = sub.pop("pending_update", None)
+            if pending:
+                sub["items"]["data"][0]["price"] = pending["subscription_items"][0]["price"]
+                sub["metadata"].update(self._pending_metadata.pop(sub_id, {}))
+            sub["status"] = "active"
+            return json.loads(json.dumps(invoice))
 
 
 @pytest.fixture(scope="session")

@@ -50,16 +50,19 @@ class Receiver:
 
 
 @contextmanager
-def receiver_process(env: dict[str, str] | None = None, frozen_at: datetime | None = None) -> Iterator[Receiver]:
+def receiver_process(
+    env: dict[str, str] | None = None, frozen_at: datetime | None = None, host: str | None = "127.0.0.1"
+) -> Iterator[Receiver]:
     """``python -m workers.ops.webhook_server`` on a free port, with this process's environment,
-    the tests' webhook secret and ``env`` on top; stopped at the end."""
+    the tests' webhook secret and ``env`` on top; stopped at the end. ``host=None`` leaves the
+    address to the receiver's own default."""
     port = free_port()
     settings_env = {
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "STRIPE_WEBHOOK_TOLERANCE": "300",
         "LOG_LEVEL": "WARNING",
     }
-    argv = ["--host", "127.0.0.1", "--port", str(port)]
+    argv = (["--host", host] if host else []) + ["--port", str(port)]
     if frozen_at is None:
         command = [sys.executable, "-m", "workers.ops.webhook_server", *argv]
         extra = {}
@@ -117,6 +120,7 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._cut = False
+        self.accepted = 0  # connections opened through the proxy so far
         self._thread = threading.Thread(target=self._accept, name="pg-proxy", daemon=True)
         self._thread.start()
 
@@ -129,6 +133,7 @@ class TcpProxy:
             if self._cut:
                 client.close()  # as a refused connection looks to a driver: closed at once
                 continue
+            self.accepted += 1
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

@@ -107,7 +107,7 @@ def test_a_late_payment_never_revives_a_canceled_subscription(events, db):
 
     result = events.deliver(events.invoice(PAID, created=ended + timedelta(days=1)), now=ended + timedelta(days=1))
 
-    assert result["outcome"] == "ignored"
+    assert result["outcome"] == "canceled_final"
     assert standing(db, "user-1", ended + timedelta(days=1)).tier.name == "free"
 
 

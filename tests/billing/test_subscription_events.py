@@ -176,3 +176,76 @@ def test_past_due_since_is_set_when_the_subscription_falls_behind_and_kept_while
 
     events.deliver(events.subscription(UPDATED, status="active", created=T0 + timedelta(days=3)))
     assert _row(db).past_due_since is None
+
+
+# Canceled is final for that subscription id (the state machine in docs/billing.md).
+
+
+def _inbox(db) -> list[tuple[str, str, str]]:
+    rows = db.execute(text("SELECT type, state, outcome FROM stripe_events ORDER BY received_at, id"))
+    return [tuple(row) for row in rows]
+
+
+def test_an_update_in_the_same_second_as_the_deletion_does_not_bring_the_tier_back(events, db, caplog):
+    # Given a premium subscriber whose subscription is deleted at T1
+    events.deliver(events.subscription(CREATED, tier="premium", created=T0))
+    ended = T0 + timedelta(days=3)
+    events.deliver(events.subscription(DELETED, tier="premium", status="canceled", created=ended))
+
+    # When an update saying "active" arrives after it, stamped with the same second
+    body = events.subscription(UPDATED, tier="premium", status="active", created=ended)
+    with caplog.at_level("INFO", logger="workers.billing.handlers"):
+        result = events.deliver(body, now=ended)
+
+    # Then the user stays free, the event is ignored with its reason, and the refusal is logged
+    assert result["outcome"] == "canceled_final"
+    assert (standing(db, "user-1", ended).tier.name, _row(db).status) == ("free", "canceled")
+    assert _inbox(db)[-1] == (UPDATED, "ignored", "canceled_final")
+    refusals = [
+        r
+        for r in caplog.records
+        if r.name == "workers.billing.handlers" and getattr(r, "outcome", None) == "canceled_final"
+    ]
+    assert [r.event_id for r in refusals] == [result["event_id"]]
+    assert _history(db) == [("free", "premium", "upgrade"), ("premium", "free", "downgrade")]
+
+
+def test_a_deletion_with_no_row_yet_is_final_for_a_later_update_of_the_same_second(events, db):
+    # Given the deletion is the first event we see about sub_1
+    events.deliver(events.subscription(DELETED, tier="basic", status="canceled", created=T0))
+
+    # When the active update of the same second arrives, and then a renewal
+    updated = events.deliver(events.subscription(UPDATED, tier="professional", created=T0))
+    paid = events.deliver(events.invoice("invoice.paid", tier="professional", created=T0 + timedelta(minutes=1)))
+
+    # Then neither grants anything
+    assert (updated["outcome"], paid["outcome"]) == ("canceled_final", "canceled_final")
+    assert standing(db, "user-1", T0 + timedelta(minutes=1)).tier.name == "free"
+    assert _history(db) == []
+
+
+def test_a_new_subscription_after_a_cancellation_starts_a_new_history(events, db):
+    # Given sub_old ended
+    events.deliver(events.subscription(CREATED, tier="basic", subscription="sub_old", created=T0))
+    events.deliver(events.subscription(DELETED, tier="basic", subscription="sub_old", status="canceled", created=T0))
+
+    # When the user buys again (a new subscription id), in the same second
+    result = events.deliver(events.subscription(CREATED, tier="premium", subscription="sub_new", created=T0))
+
+    # Then the new subscription applies
+    assert result["outcome"] == "updated"
+    assert (standing(db, "user-1", T0).tier.name, _row(db).stripe_subscription_id) == ("premium", "sub_new")
+
+
+def test_a_paused_subscription_may_resume(events, db):
+    # Given a subscription Stripe paused (ours: canceled, the user is on free)
+    events.deliver(events.subscription(CREATED, tier="basic", created=T0))
+    events.deliver(events.subscription(UPDATED, tier="basic", status="paused", created=T0 + timedelta(days=1)))
+    assert standing(db, "user-1", T0 + timedelta(days=1)).tier.name == "free"
+
+    # When Stripe resumes it
+    result = events.deliver(events.subscription(UPDATED, tier="basic", created=T0 + timedelta(days=2)))
+
+    # Then it is the user's again: a pause is not an end
+    assert result["outcome"] == "updated"
+    assert standing(db, "user-1", T0 + timedelta(days=2)).tier.name == "basic"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,8 +19,10 @@ from tests.waiting import wait_until
 from workers.app import app
 from workers.billing import events as billing_events
 from workers.billing import list_events, replay_event
+from workers.billing.client import build_client
+from workers.quotas.subscriptions import standing
 
-from .conftest import Events, FakeStripe, sign
+from .conftest import PRICES, STRIPE_FIXTURES, Events, FakeStripe, sign
 from .processes import Receiver, receiver_process
 
 RESULT_TIMEOUT_S = 30
@@ -120,6 +124,56 @@ def test_a_forged_event_sent_to_the_contract_task_changes_and_keeps_nothing(
     )
 
     assert outcome["event_id"] is None and outcome["outcome"].startswith("invalid_signature: ")
+    assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 0
+    assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
+
+
+def test_a_checkout_end_to_end_provisions_the_tier_its_subscriptions_price_buys(
+    worker: Any, receiver: Receiver, fake_stripe: FakeStripe, db: Connection
+) -> None:
+    # Given a producer asked for a premium checkout, and the customer paid for it
+    answer = _send("litink.create_checkout_session", user_id="user-e2e", tier="premium", **URLS).get(
+        timeout=RESULT_TIMEOUT_S
+    )
+    sub = fake_stripe.complete(answer["session_id"])
+    assert sub["items"]["data"][0]["price"]["id"] == PRICES["premium"]
+
+    # When Stripe sends checkout.session.completed, carrying the session as Stripe holds it
+    retrieved = build_client().v1.checkout.sessions.retrieve(answer["session_id"])
+    session = json.loads(retrieved.last_response.body)  # as sent (the SDK turns decimals into Decimal)
+    assert (session["status"], session["payment_status"], session["subscription"]) == ("complete", "paid", sub["id"])
+    envelope = {**STRIPE_FIXTURES["event"], "id": "evt_e2e_checkout", "type": "checkout.session.completed"}
+    body = json.dumps({**envelope, "created": int(time.time()), "data": {"object": session}})
+    assert receiver.post(body, sign(body)).status_code == 200
+
+    # Then the worker retrieved the subscription from Stripe and provisioned the tier its price buys
+    wait_until(lambda: _state(db, "evt_e2e_checkout") == "applied", timeout=RESULT_TIMEOUT_S)
+    assert f"/v1/subscriptions/{sub['id']}" in [r["path"] for r in fake_stripe.requests if r["method"] == "GET"]
+    now = standing(db, "user-e2e", datetime.now(UTC))
+    assert (now.tier.name, now.status) == ("premium", "active")
+    row = db.execute(
+        text("SELECT stripe_subscription_id, stripe_customer_id FROM subscriptions WHERE user_id = 'user-e2e'")
+    ).one()
+    assert tuple(row) == (sub["id"], sub["customer"])
+
+
+def test_a_captured_body_replayed_past_the_tolerance_with_a_retries_header_is_refused(
+    worker: Any, events: Events, db: Connection
+) -> None:
+    # Given a genuine professional update, signed fifteen minutes ago (tolerance: 300 s), never kept
+    body = events.subscription(
+        "customer.subscription.updated", price="price_professional_test", user_id="user-8", subscription="sub_8"
+    )
+    captured = sign(body, at=int(time.time()) - 900)
+
+    # When a producer replays it by task name, its message saying it is a retry
+    result = app.send_task(
+        "litink.handle_stripe_event", kwargs={"payload": body, "signature": captured}, retries=1
+    ).get(timeout=RESULT_TIMEOUT_S)
+
+    # Then it is refused for its age, and nothing is kept or granted
+    assert result["event_id"] is None
+    assert result["outcome"].startswith("invalid_signature: Timestamp outside the tolerance zone")
     assert db.execute(text("SELECT count(*) FROM stripe_events")).scalar() == 0
     assert db.execute(text("SELECT count(*) FROM subscriptions")).scalar() == 0
 

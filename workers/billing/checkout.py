@@ -2,11 +2,14 @@
 
 One subscription per user. A user who already has a live subscription is not sent to a second
 checkout (which would leave the first one charging): their subscription's price is changed
-through the API instead, prorated as ``STRIPE_PRORATION_BEHAVIOR`` says, and they are sent
-straight to ``success_url``. The tier itself moves when Stripe's ``customer.subscription.updated``
-arrives with the new price, like every other tier move. (The Billing Portal would do the same
-change, but needs a portal configured in the dashboard and a second round trip by the user; a
-product that wants a confirmation step shows it before calling this.)
+through the API instead, and they are sent straight to ``success_url``. An upgrade is a pending
+update, invoiced at once: its new price applies only once that invoice is paid (see
+:func:`workers.billing.client.change_subscription_price`). A downgrade is scheduled for the end
+of the period already paid for, unless the catalog's ``billing.downgrade`` says ``immediately``.
+The tier itself moves when Stripe's ``customer.subscription.updated`` arrives with the new price,
+like every other tier move. (The Billing Portal would do the same change, but needs a portal
+configured in the dashboard and a second round trip by the user; a product that wants a
+confirmation step shows it before calling this.)
 """
 
 from __future__ import annotations
@@ -20,16 +23,20 @@ from typing import TYPE_CHECKING, Any, cast
 import stripe
 from sqlalchemy import text
 
+from config import get_catalog
 from db.session import get_engine
+from workers.billing import payloads
 from workers.billing.client import (
     build_client,
     change_subscription_price,
     price_for,
+    release_schedule,
     retrieve_subscription,
+    schedule_subscription_price,
     stripe_errors,
 )
 from workers.billing.errors import AlreadySubscribed, BillingRequestError, StripeRejected
-from workers.quotas.subscriptions import standing
+from workers.quotas.subscriptions import direction, standing
 
 if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
@@ -117,18 +124,26 @@ def create_checkout_session(
             ),
             {"u": user_id},
         ).first()
-    if current.status == "active" and current.tier.name == tier:
+    live = row is not None and row.stripe_subscription_id and row.status in LIVE_STATUSES
+    if current.status == "active" and current.tier.name == tier and not live:
         raise AlreadySubscribed(f"user {user_id!r} already has an active {tier!r} subscription")
     customer_id = row.stripe_customer_id if row else None
     client = client or build_client()
 
-    if row is not None and row.stripe_subscription_id and row.status in LIVE_STATUSES:
+    if live:
+        assert row is not None
         if row.tier == tier:
+            # Asking for the tier they have: a downgrade scheduled since is called off.
+            if _call_off_downgrade(row.stripe_subscription_id, client=client):
+                return CheckoutSession(
+                    checkout_url=success_url, session_id=None, subscription_id=row.stripe_subscription_id
+                )
             raise AlreadySubscribed(f"user {user_id!r} already has a {row.status} {tier!r} subscription")
         changed = _change_plan(
             row.stripe_subscription_id,
             user_id=user_id,
             tier=tier,
+            upgrade=direction(row.tier, tier) == "upgrade",
             price=price,
             success_url=success_url,
             scope=idempotency_scope,
@@ -157,11 +172,22 @@ def create_checkout_session(
     return CheckoutSession(checkout_url=answer["url"], session_id=answer["id"])
 
 
+def _call_off_downgrade(subscription_id: str, *, client: stripe.StripeClient) -> bool:
+    """Release the subscription's schedule, if it has one (a downgrade waiting for the period's
+    end). True if there was one."""
+    schedule = payloads.ref(retrieve_subscription(subscription_id, client=client).get("schedule"))
+    if schedule is None:
+        return False
+    release_schedule(schedule, client=client)
+    return True
+
+
 def _change_plan(
     subscription_id: str,
     *,
     user_id: str,
     tier: str,
+    upgrade: bool,
     price: str,
     success_url: str,
     scope: str | None,
@@ -178,12 +204,21 @@ def _change_plan(
         raise StripeRejected(f"subscription {subscription_id!r} has {len(items)} items; litink sells one")
     metadata = {"user_id": user_id, "tier": tier}
     key_params = {"subscription": subscription_id, "item": items[0]["id"], "price": price, "metadata": metadata}
+    key = idempotency_key(key_params, scope=scope, now=now).replace("checkout", "plan-change")
+    scheduled = payloads.ref(sub.get("schedule"))
+    if not upgrade and get_catalog().billing.downgrade == "period_end":
+        # The period is paid for at the higher price: it keeps that tier, the next one is cheaper.
+        schedule_subscription_price(sub, price=price, metadata=metadata, idempotency_key=key, client=client)
+        return CheckoutSession(checkout_url=success_url, session_id=None, subscription_id=subscription_id)
+    if scheduled is not None:
+        release_schedule(scheduled, client=client)  # else its next phase would undo this change
     change_subscription_price(
         subscription_id,
         item_id=items[0]["id"],
         price=price,
         metadata=metadata,
-        idempotency_key=idempotency_key(key_params, scope=scope, now=now).replace("checkout", "plan-change"),
+        idempotency_key=key,
+        upgrade=upgrade,
         client=client,
     )
     return CheckoutSession(checkout_url=success_url, session_id=None, subscription_id=subscription_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 import stripe
 from stripe._base_address import BaseAddresses  # the SDK's own type; not re-exported
-from stripe.params import SubscriptionUpdateParams
+from stripe.params import SubscriptionScheduleUpdateParamsPhase, SubscriptionUpdateParams
 
 from config import Settings, get_catalog, get_settings
 from workers.billing.errors import (
@@ -22,6 +22,7 @@ from workers.billing.errors import (
     TierNotForSale,
     UnknownTier,
 )
+from workers.billing.payloads import ref
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
@@ -113,19 +114,79 @@ def change_subscription_price(
     price: str,
     metadata: dict[str, str],
     idempotency_key: str,
+    upgrade: bool,
     client: stripe.StripeClient | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Move the subscription's one item to ``price``, prorated as ``STRIPE_PRORATION_BEHAVIOR`` says.
-    The subscription stays the same one: nothing is bought twice."""
+    """Move the subscription's one item to ``price``. The subscription stays the same one:
+    nothing is bought twice.
+
+    An upgrade is invoiced at once (``always_invoice``) as a pending update
+    (``payment_behavior=pending_if_incomplete``): if the charge fails, Stripe leaves the
+    subscription on its old price and keeps the change in ``pending_update`` until the invoice is
+    paid, so the new price, and with it the tier, arrives only once it is paid. (Stripe's default,
+    ``allow_incomplete``, would apply the new price at once and mark the subscription
+    ``past_due``, which the grace period would turn into days of the higher tier for nothing.)
+    A downgrade applied at once is prorated as ``STRIPE_PRORATION_BEHAVIOR`` says; it costs nothing now.
+    """
     settings = settings or get_settings()
     client = client or build_client(settings)
     params: SubscriptionUpdateParams = {
         "items": [{"id": item_id, "price": price, "quantity": 1}],
-        "proration_behavior": settings.stripe_proration_behavior,
+        "proration_behavior": "always_invoice" if upgrade else settings.stripe_proration_behavior,
+        "payment_behavior": "pending_if_incomplete",
         "metadata": metadata,
     }
     with stripe_errors():
         return client.v1.subscriptions.update(
             subscription_id, params=params, options={"idempotency_key": idempotency_key}
         ).to_dict()
+
+
+def schedule_subscription_price(
+    sub: dict[str, Any],
+    *,
+    price: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+    client: stripe.StripeClient | None = None,
+) -> dict[str, Any]:
+    """Move the subscription's one item to ``price`` when its current period ends, through a
+    subscription schedule: the period already paid for keeps its price, the next one has the new
+    price, and the schedule then releases the subscription. A schedule the subscription already
+    has (an earlier downgrade) is rewritten, not doubled."""
+    client = client or build_client()
+    subscription_id = sub["id"]
+    with stripe_errors():
+        schedule_id = ref(sub.get("schedule"))
+        if schedule_id is None:
+            schedule = client.v1.subscription_schedules.create(
+                params={"from_subscription": subscription_id},
+                options={"idempotency_key": f"{idempotency_key}-schedule"},
+            )
+        else:
+            schedule = client.v1.subscription_schedules.retrieve(schedule_id)
+        current = schedule.to_dict()["phases"][0]
+        paid_for = sub["items"]["data"][0]["price"]
+        phases: list[SubscriptionScheduleUpdateParamsPhase] = [
+            {
+                "items": [{"price": ref(paid_for) or "", "quantity": 1}],
+                "start_date": current["start_date"],
+                "end_date": current["end_date"],
+            },
+            {"items": [{"price": price, "quantity": 1}], "metadata": metadata, "proration_behavior": "none"},
+        ]
+        return client.v1.subscription_schedules.update(
+            schedule.id,
+            params={"end_behavior": "release", "phases": phases},
+            options={"idempotency_key": idempotency_key},
+        ).to_dict()
+
+
+def release_schedule(schedule_id: str, *, client: stripe.StripeClient | None = None) -> None:
+    """Detach a subscription from its schedule (a scheduled downgrade the user no longer wants)."""
+    client = client or build_client()
+    with stripe_errors():
+        client.v1.subscription_schedules.release(
+            schedule_id, options={"idempotency_key": f"litink-release-{schedule_id}"}
+        )

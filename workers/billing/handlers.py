@@ -37,6 +37,9 @@ STATUSES = {
     "paused": "canceled",
 }
 LIVE = ("active", "past_due")  # ours: a subscription Stripe still charges for
+# Refused transitions: each is answered `ignored` with one of these reasons (see docs/billing.md).
+CANCELED_FINAL = "canceled_final"  # an event would bring back a subscription that has ended
+PLAN_CHANGE_UNPAID = "plan_change_unpaid"  # the charge for a plan change failed: nothing changes
 
 
 # The one path that changes a subscription.
@@ -55,20 +58,32 @@ Decide = Callable[[SubscriptionState | None], Decision]
 
 
 def _transition(
-    conn: Connection, event: Event, now: datetime, user_id: str | None, applied: str, decide: Decide
+    conn: Connection,
+    event: Event,
+    now: datetime,
+    user_id: str | None,
+    applied: str,
+    decide: Decide,
+    *,
+    subscription_id: str | None,
 ) -> str:
-    """Lock the user's row, refuse stale events, apply ``decide`` and record the tier move."""
+    """Lock the user's row, refuse what the state machine refuses, apply ``decide`` and record
+    the tier move. ``subscription_id`` is the subscription the event is about."""
     if not user_id:
-        return "unmatched"
+        return _refused(event, "unmatched")
     current = state.lock(conn, user_id)
     if state.is_stale(current, event.created):
-        return "stale"
+        return _refused(event, "stale")
+    if current is not None and _ended(conn, current, subscription_id):
+        # Stripe never reactivates a canceled subscription, so any later event that reads
+        # otherwise (same-second reordering, a plan change racing a cancel) is refused.
+        return _refused(event, CANCELED_FINAL, subscription_id=subscription_id)
     if current is not None:
         # A grace period that ran out since the last event is a move of its own, recorded first.
         current = state.record_grace_end(conn, user_id, current, now)
     decision = decide(current)
     if isinstance(decision, str):
-        return decision
+        return _refused(event, decision)
     new = replace(decision.state, state_at=event.created, grace_recorded_at=_grace_kept(current, decision.state))
     before, after = state.effective_tier(current, now), state.effective_tier(new, now)
     if state.grace_ended(new, now) and new.grace_recorded_at is None:
@@ -76,6 +91,32 @@ def _transition(
     state.save(conn, user_id, new, now)
     state.record_change(conn, user_id, before, after, now, note=decision.note)
     return applied
+
+
+def _refused(event: Event, reason: str, *, subscription_id: str | None = None) -> str:
+    """Log a transition the state machine refuses; the reason is the event's outcome."""
+    level = logging.WARNING if reason == CANCELED_FINAL else logging.INFO
+    logger.log(
+        level,
+        "Stripe event %s (%s) changes nothing: %s%s",
+        event.id,
+        event.type,
+        reason,
+        f" ({subscription_id} has ended)" if reason == CANCELED_FINAL else "",
+        extra={"event_id": event.id, "event_type": event.type, "outcome": reason},
+    )
+    return reason
+
+
+def _ended(conn: Connection, current: SubscriptionState, subscription_id: str | None) -> bool:
+    """The event is about the user's subscription, which has ended for good.
+
+    Our ``canceled`` also stands for Stripe's ``paused``, which can resume; every other way to
+    get there (deleted, canceled, incomplete_expired) is final in Stripe too.
+    """
+    if current.status != "canceled" or subscription_id is None or current.subscription_id != subscription_id:
+        return False
+    return state.last_stripe_status(conn, subscription_id) != "paused"
 
 
 def _grace_kept(current: SubscriptionState | None, new: SubscriptionState) -> datetime | None:
@@ -142,6 +183,10 @@ def _replaced(kept: str, canceled: str) -> str:
     return f"second subscription: kept {kept}, canceled {canceled}"[:200]
 
 
+def _rank(tier: str) -> int:
+    return get_catalog().tier(tier).rank
+
+
 def _tier_paid_for(event: Event, sub: dict[str, Any], metadata_tier: str | None) -> str | None:
     """The tier the subscription's prices buy; metadata only cross-checks it."""
     prices = payloads.subscription_price_ids(sub)
@@ -190,8 +235,23 @@ def _apply_subscription(
         past_due_since = None
         if status == "past_due":
             past_due_since = _kept(current, subscription_id, "past_due_since") or event.created
+        granted = tier
+        paid_for = _kept(current, subscription_id, "tier")
+        if status == "past_due" and paid_for and _rank(tier) > _rank(paid_for):
+            # A price raised without a successful payment (a change made with Stripe's default
+            # allow_incomplete, e.g. in the dashboard): the grace period keeps the tier paid for,
+            # never the one asked for. The new tier comes with the update that says "active".
+            logger.warning(
+                "Stripe event %s: %s moved to %s but is past due; %s stands until it is paid",
+                event.id,
+                subscription_id,
+                tier,
+                paid_for,
+                extra={"event_id": event.id, "event_type": event.type, "tier": paid_for},
+            )
+            granted = paid_for
         new = SubscriptionState(
-            tier=tier,
+            tier=granted,
             status=status,
             customer_id=customer_id or (current.customer_id if current else None),
             subscription_id=subscription_id,
@@ -202,7 +262,7 @@ def _apply_subscription(
         )
         return Move(new, note)
 
-    return _transition(conn, event, now, user_id, applied, decide)
+    return _transition(conn, event, now, user_id, applied, decide, subscription_id=subscription_id)
 
 
 # Handlers: (conn, event, now) -> outcome.
@@ -269,7 +329,7 @@ def _subscription_deleted(conn: Connection, event: Event, now: datetime) -> str:
             )
         )
 
-    return _transition(conn, event, now, user_id, "canceled", decide)
+    return _transition(conn, event, now, user_id, "canceled", decide, subscription_id=subscription_id)
 
 
 def _invoice_user(conn: Connection, invoice: dict[str, Any], subscription_id: str) -> str | None:
@@ -287,6 +347,10 @@ def _invoice_paid(conn: Connection, event: Event, now: datetime) -> str:
     if subscription_id is None:
         return "ignored"  # a one-off invoice, not a subscription's
     start, end = payloads.invoice_period(invoice)
+    if invoice.get("billing_reason") == "subscription_update":
+        # A plan change's proration runs from the change to the end of the current period: the
+        # billing period itself (and with it a billing-period quota) does not start again.
+        start = end = None
     user_id = _invoice_user(conn, invoice, subscription_id)
 
     def decide(current: SubscriptionState | None) -> Decision:
@@ -299,8 +363,6 @@ def _invoice_paid(conn: Connection, event: Event, now: datetime) -> str:
                 return "other_subscription"
             note = _replaced(subscription_id, canceled) if canceled else None
         same = current is not None and current.subscription_id == subscription_id
-        if same and current is not None and current.status == "canceled":
-            return "ignored"  # a late payment never revives an ended subscription
         # The tier moves with customer.subscription.updated; the invoice names it only for a
         # subscription we have not seen yet.
         tier = current.tier if same and current is not None else tier_for_prices(payloads.invoice_price_ids(invoice))
@@ -325,7 +387,7 @@ def _invoice_paid(conn: Connection, event: Event, now: datetime) -> str:
             note,
         )
 
-    return _transition(conn, event, now, user_id, "renewed", decide)
+    return _transition(conn, event, now, user_id, "renewed", decide, subscription_id=subscription_id)
 
 
 def _invoice_payment_failed(conn: Connection, event: Event, now: datetime) -> str:
@@ -333,6 +395,11 @@ def _invoice_payment_failed(conn: Connection, event: Event, now: datetime) -> st
     subscription_id = payloads.invoice_subscription_id(invoice)
     if subscription_id is None:
         return "ignored"
+    if invoice.get("billing_reason") == "subscription_update":
+        # The charge for a plan change failed. The subscription is not behind on what it had
+        # already paid for (a pending update left it as it was); any change to its status comes
+        # with its own customer.subscription.updated.
+        return _refused(event, PLAN_CHANGE_UNPAID)
 
     def decide(current: SubscriptionState | None) -> Decision:
         if current is None:
@@ -340,14 +407,22 @@ def _invoice_payment_failed(conn: Connection, event: Event, now: datetime) -> st
         if _foreign(current, subscription_id):
             return "other_subscription"
         if current.status == "canceled":
-            return "ignored"
+            return "ignored"  # a paused subscription's invoice: nothing to fall behind on
         # The grace period counts from the first failure, not the latest retry.
         since = current.past_due_since if current.status == "past_due" else None
         return Move(
             replace(current, status="past_due", subscription_id=subscription_id, past_due_since=since or event.created)
         )
 
-    return _transition(conn, event, now, _invoice_user(conn, invoice, subscription_id), "past_due", decide)
+    return _transition(
+        conn,
+        event,
+        now,
+        _invoice_user(conn, invoice, subscription_id),
+        "past_due",
+        decide,
+        subscription_id=subscription_id,
+    )
 
 
 HANDLERS: dict[str, Callable[[Connection, Event, datetime], str]] = {

@@ -60,6 +60,11 @@ def receive(conn: Connection, event: Event, payload: str) -> Receipt:
     return Receipt(event.id, event.type, existing, new=False)
 
 
+def received_at(conn: Connection, event_id: str) -> datetime | None:
+    """When the inbox first kept the event, or None if it never did."""
+    return conn.execute(text("SELECT received_at FROM stripe_events WHERE id = :id"), {"id": event_id}).scalar()
+
+
 def lock(conn: Connection, event_id: str) -> Row[Any] | None:
     """The row, locked until the transaction ends: one processor at a time per event."""
     return conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -63,6 +64,24 @@ def find_user(
         )
         if len(rows) == 1:  # a customer shared by two users names neither
             return rows[0]
+    return None
+
+
+def last_stripe_status(conn: Connection, subscription_id: str) -> str | None:
+    """Stripe's status for the subscription in the newest subscription event applied about it
+    (``canceled`` for a deletion); None if the inbox holds none with a body."""
+    rows = conn.execute(
+        text(
+            "SELECT type, payload FROM stripe_events WHERE state = 'applied' AND payload IS NOT NULL"
+            " AND type LIKE 'customer.subscription.%' AND strpos(payload, :quoted) > 0"
+            " ORDER BY created DESC, received_at DESC LIMIT 20"
+        ),
+        {"quoted": json.dumps(subscription_id)},
+    )
+    for row in rows:
+        obj = (json.loads(row.payload).get("data") or {}).get("object") or {}
+        if obj.get("id") == subscription_id:
+            return "canceled" if row.type == "customer.subscription.deleted" else obj.get("status")
     return None
 
 

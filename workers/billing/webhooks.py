@@ -42,6 +42,20 @@ def verify_event(payload: str, signature: str | None, *, secret: str, tolerance:
     return parse_event(payload)
 
 
+def verify_signature(payload: str, signature: str | None, *, secret: str) -> tuple[Event, datetime]:
+    """The event and the moment it was signed (the header's ``t``), once the HMAC is proven; its
+    age is the caller's to judge against a time it trusts."""
+    if not signature:
+        raise InvalidSignature("no Stripe-Signature header")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance=None)
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidSignature(exc.user_message or "signature verification failed") from None
+    signed_at = timestamp(int(next(part for part in signature.split(",") if part.startswith("t="))[2:]))
+    assert signed_at is not None  # the SDK has read the same integer
+    return parse_event(payload), signed_at
+
+
 def parse_event(payload: str) -> Event:
     """Read a body already verified (at the door, or stored in the inbox) as an :class:`Event`.
     A StripeObject is not a dict, so the body is parsed as plain JSON."""

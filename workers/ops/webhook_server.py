@@ -1,17 +1,23 @@
 """The ``webhooks`` process: Stripe's door. ``POST /stripe/webhook`` reads the body (up to
 ``WEBHOOK_MAX_BODY_BYTES``), verifies its signature, keeps the event in the ``stripe_events``
 inbox and queues ``litink.process_stripe_event`` by id; ``GET /health`` says whether Postgres
-and the broker answer. The body and the signature are never logged.
+and the broker answered the last probe. The body and the signature are never logged.
 
-Each answer (400, 413, 503, 200) and why: docs/billing.md, "The webhook receiver".
+``/health`` answers from a background probe (no connection per request) and is rate
+limited; the receiver listens on ``WEBHOOK_HOST`` (127.0.0.1 by default). Each answer (400,
+413, 429, 503, 200) and why: docs/billing.md, "The webhook receiver".
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +26,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy import exc as sa_exc
 
 from config import get_settings
+from config.settings import LOCAL_ADDRESS
 from config.tiers import BILLING_QUEUE
 from db.session import sqlalchemy_url
 from workers.billing import inbox
@@ -31,16 +38,54 @@ logger = logging.getLogger(__name__)
 WEBHOOK_PATH = "/stripe/webhook"
 HEALTH_PATH = "/health"
 PROCESS_TASK = "litink.process_stripe_event"
-DEFAULT_HOST = "0.0.0.0"
+DEFAULT_HOST = LOCAL_ADDRESS
 READ_CHUNK_BYTES = 64 * 1024
 PING_TIMEOUT_S = 2.0
 # Stripe waits about 10 s for an answer; an unreachable Postgres must give a 503 well before.
 DB_CONNECT_TIMEOUT_S = 3
 DB_STATEMENT_TIMEOUT_MS = 5000
 
+# /health reads the last background probe; the probe runs this often.
+HEALTH_PROBE_INTERVAL_S = 5.0
+# /health requests served per second (and the burst allowed); beyond, 429.
+HEALTH_RATE_PER_S = 20.0
+HEALTH_BURST = 40
+
+
+@dataclass
+class Health:
+    """What the last background probe found (``checked_at`` is None until the first one ends),
+    and the task that probes."""
+
+    database: str = "unknown"
+    broker: str = "unknown"
+    checked_at: datetime | None = None
+    task: asyncio.Task[None] | None = None
+
+
+class RateLimit:
+    """A token bucket, used from the event loop's one thread only."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate, self.burst = rate_per_s, float(burst)
+        self.tokens, self.updated = float(burst), time.monotonic()
+
+    def wait_s(self) -> float:
+        """0 if a request may pass now (and it is counted), else how long until one may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
 _CELERY_APP = web.AppKey("celery_app", Celery)
 _ENGINE = web.AppKey("engine", Engine)
 _MAX_BODY = web.AppKey("max_body_bytes", int)
+_HEALTH = web.AppKey("health", Health)
+_HEALTH_LIMIT = web.AppKey("health_limit", RateLimit)
 
 
 class _TooLarge(Exception):
@@ -80,13 +125,42 @@ def create_app(
     application[_CELERY_APP] = celery_app
     application[_ENGINE] = inbox_engine(database_url)
     application[_MAX_BODY] = limit
+    application[_HEALTH] = Health()
+    application[_HEALTH_LIMIT] = RateLimit(HEALTH_RATE_PER_S, HEALTH_BURST)
     application.router.add_post(WEBHOOK_PATH, stripe_webhook)
     application.router.add_get(HEALTH_PATH, health)
+    application.on_startup.append(_start_probe)
     application.on_cleanup.append(_dispose)
     return application
 
 
+async def _start_probe(application: web.Application) -> None:
+    # The first probe ends before the receiver serves, so /health never answers "unknown" once
+    # it listens (and the pool holds a connection from the start).
+    await _probe(application)
+    application[_HEALTH].task = asyncio.create_task(_probe_forever(application))
+
+
+async def _probe_forever(application: web.Application) -> None:
+    while True:
+        await asyncio.sleep(HEALTH_PROBE_INTERVAL_S)
+        await _probe(application)
+
+
+async def _probe(application: web.Application) -> None:
+    database = await _check(_database_answers, application[_ENGINE])
+    broker = await _check(_broker_answers, application[_CELERY_APP])
+    # Updated in place: a started application's state is not reassigned.
+    known = application[_HEALTH]
+    known.database, known.broker, known.checked_at = database, broker, datetime.now(UTC)
+
+
 async def _dispose(application: web.Application) -> None:
+    task = application[_HEALTH].task
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     application[_ENGINE].dispose()
 
 
@@ -197,11 +271,23 @@ async def _check(call: Callable[..., Any], *args: Any) -> str:
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 while the process serves; ``database`` says whether a webhook could be kept now,
-    ``broker`` whether it could be queued at once."""
-    database = await _check(_database_answers, request.app[_ENGINE])
-    broker = await _check(_broker_answers, request.app[_CELERY_APP])
-    return web.json_response({"status": "ok", "database": database, "broker": broker})
+    """200 while the process serves; ``database`` says whether a webhook could be kept,
+    ``broker`` whether it could be queued at once, as the last background probe found them
+    (``checked_at``). Nothing is opened per request; beyond the rate limit, 429."""
+    wait_s = request.app[_HEALTH_LIMIT].wait_s()
+    if wait_s > 0:
+        return web.json_response(
+            {"status": "rate_limited"}, status=429, headers={"Retry-After": str(max(1, round(wait_s)))}
+        )
+    known = request.app[_HEALTH]
+    return web.json_response(
+        {
+            "status": "ok",
+            "database": known.database,
+            "broker": known.broker,
+            "checked_at": known.checked_at.isoformat() if known.checked_at else None,
+        }
+    )
 
 
 def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
@@ -213,8 +299,8 @@ def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Receive Stripe webhooks, verify and keep them, and queue them.")
-    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--host", default=None, help="default: WEBHOOK_HOST, 127.0.0.1")
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=get_settings().log_level)
-    main(args.host, args.port)
+    main(args.host or get_settings().webhook_host, args.port)
