@@ -56,7 +56,7 @@ def test_a_call_longer_than_the_lease_keeps_its_claim_through_the_heartbeat(emul
 
 def test_a_running_job_whose_lease_expired_is_queued_again_and_its_pending_attempt_becomes_unknown(db):
     # Given a job whose worker died mid-call (lease expired, attempt pending), and a live one
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     add_running_job(db, "dead-job", lease="-1 second")
     add_running_job(db, "live-job", lease="30 seconds")
     # When recovery runs
@@ -72,7 +72,7 @@ def test_a_running_job_whose_lease_expired_is_queued_again_and_its_pending_attem
 
 def test_two_recovery_runs_at_once_do_the_work_once(db):
     # Given one recovery run in progress (it holds the advisory lock)
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     add_running_job(db, "dead-job", lease="-1 second")
     with get_engine().begin() as holder:
         holder.execute(recovery.LOCK, {"k": recovery.RECOVERY_LOCK_KEY})
@@ -85,7 +85,7 @@ def test_two_recovery_runs_at_once_do_the_work_once(db):
 
 def test_a_finished_job_whose_result_redis_lost_gets_it_stored_again(worker, client, faults, db):
     # Given a finished job whose result the backend lost
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     job_id = client.submit_analysis("restore-reader", "The letter that arrived twice.")
     first = client.result(job_id, timeout=30)
     app.backend.forget(job_id)
@@ -118,7 +118,7 @@ def test_redis_data_loss_republishes_every_unfinished_job(worker, client, faults
 
 def test_recovery_leaves_a_job_published_within_the_grace_age_alone(db):
     # Given a queued job published a moment ago whose message is nowhere (in flight, say)
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     db.execute(
         text(
             "INSERT INTO jobs (id, user_id, kind, type, tier, status, content_chars, content, published_at)"

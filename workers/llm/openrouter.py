@@ -82,7 +82,7 @@ def translate(
     return kind(message, status=status, code=error.get("code"), retry_after=retry_after, usage=usage)
 
 
-def _error_body(response: Any) -> dict[str, Any]:
+def error_body(response: Any) -> dict[str, Any]:
     try:
         body = json.loads(response.content)
     except (ValueError, AttributeError):
@@ -144,7 +144,7 @@ class OpenRouterClient:
         except openai.APIStatusError as exc:
             headers = exc.response.headers
             raise translate(
-                exc.status_code, _error_body(exc.response), retry_after_seconds(headers.get("retry-after"))
+                exc.status_code, error_body(exc.response), retry_after_seconds(headers.get("retry-after"))
             ) from exc
         except openai.APITimeoutError as exc:
             raise errors.ProviderTimeout(f"{model}: timed out") from exc

@@ -25,7 +25,7 @@ import httpx2  # the HTTP library the openai SDK is built on, as in workers/llm/
 
 from config import Settings, get_settings
 from workers import errors
-from workers.llm.openrouter import _error_body, retry_after_seconds, translate
+from workers.llm.openrouter import error_body, retry_after_seconds, translate
 
 __all__ = ["Credits", "Generation", "KeyUsage", "ProviderAccount", "read_credits", "read_generation", "read_key"]
 
@@ -144,7 +144,7 @@ class ProviderAccount:
             raise errors.GenerationNotFound(f"generation {params and params.get('id')} not found", status=404)
         if response.status_code >= 400:
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
-            raise translate(response.status_code, _error_body(response), retry_after)
+            raise translate(response.status_code, error_body(response), retry_after)
         try:
             body = json.loads(response.content, parse_float=Decimal)
         except ValueError as exc:

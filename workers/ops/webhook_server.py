@@ -80,14 +80,11 @@ def inbox_engine(database_url: str | None = None) -> Engine:
 
 def create_app(
     *,
-    celery_app: Celery | None = None,
+    celery_app: Celery,
     database_url: str | None = None,
     max_body_bytes: int | None = None,
 ) -> web.Application:
-    """The receiver. ``celery_app`` defaults to the workers' own app (imported lazily),
-    ``database_url`` to ``DATABASE_URL``."""
-    if celery_app is None:
-        from workers.app import app as celery_app
+    """The receiver, queueing through ``celery_app``. ``database_url`` defaults to ``DATABASE_URL``."""
     limit = max_body_bytes or get_settings().webhook_max_body_bytes
     # client_max_size guards request.read() too, should anything ever call it.
     application = web.Application(client_max_size=limit)
@@ -218,11 +215,11 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": database, "broker": broker})
 
 
-def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
+def main(celery_app: Celery, host: str = DEFAULT_HOST, port: int | None = None) -> None:
     """Serve until interrupted (``WEBHOOK_PORT`` unless ``port`` is given)."""
     port = port or get_settings().webhook_port
     logger.info("Stripe webhook receiver on http://%s:%d%s", host, port, WEBHOOK_PATH)
-    web.run_app(create_app(), host=host, port=port, print=None)
+    web.run_app(create_app(celery_app=celery_app), host=host, port=port, print=None)
 
 
 if __name__ == "__main__":
@@ -231,4 +228,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=get_settings().log_level)
-    main(args.host, args.port)
+    # Run as a program, this module is the top of its process: it is where the app is chosen.
+    from workers.app import app
+
+    main(app, args.host, args.port)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import text
 
 from config import get_catalog, get_settings
+from config.prompts import prompt
 from config.tiers import Tier
 from db.session import transaction
 from workers.llm import costs
@@ -32,7 +33,6 @@ from workers.ops import metrics
 from workers.pipeline import batch_types as batch
 from workers.pipeline import jobs
 from workers.pipeline.job_result import FINISHED, JobResult, job_result, unrecorded_rejection
-from workers.pipeline.runner import prompt
 from workers.pipeline.validation import Invalid, JobRequest, size_errors
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow
