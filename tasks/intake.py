@@ -66,7 +66,7 @@ class IntakeTask(LitinkTask):
         if self.request.is_eager:
             return super().on_replace(sig)
         try:
-            _hand_over(sig)
+            hand_over(sig)
         except HANDOVER_ERRORS:
             # The job is admitted (its row is committed): recovery publishes it from Postgres,
             # and the producer's get() still receives the tier task's JobResult.
@@ -103,7 +103,7 @@ HANDOVER_ATTEMPTS = 15
 HANDOVER_PAUSE_S = 1.0
 
 
-def _hand_over(sig: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+def hand_over(sig: Any, sleep: Callable[[float], None] = time.sleep) -> None:
     def warn(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         log.warning("handover not published (%s); trying again", type(error).__name__)
