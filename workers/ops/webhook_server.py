@@ -35,6 +35,7 @@ from sqlalchemy import exc as sa_exc
 
 from config import get_settings
 from config.tiers import BILLING_QUEUE
+from db.errors import cause
 from db.session import sqlalchemy_url
 from workers.billing import inbox
 from workers.billing.errors import BillingNotConfigured, InvalidPayload, InvalidSignature
@@ -160,7 +161,7 @@ async def stripe_webhook(request: web.Request) -> web.Response:
         logger.error(
             "Stripe event %s not kept: database unavailable (%s)",
             event.id,
-            type(getattr(exc, "orig", None) or exc).__name__,
+            cause(exc),
             extra={"event_id": event.id},
         )
         return _error(503, "database unavailable")
