@@ -12,6 +12,7 @@ from sqlalchemy import text
 from db.session import get_engine
 from tasks.client import LitinkClient
 from tests.servers import workers
+from tests.waiting import wait_until
 from workers.app import app
 from workers.pipeline import recovery
 from workers.quotas.periods import utcnow
@@ -156,3 +157,17 @@ def test_a_job_whose_answer_was_recorded_but_not_settled_settles_from_it_without
     assert result["usage"]["cost_usd"] == "0.0002"
     assert faults.calls() == []
     assert db.execute(text("SELECT count(*) FROM llm_calls WHERE job_id = 'answered-job'")).scalar() == 1
+
+
+def test_a_worker_writes_the_broker_sentinel_when_it_starts(emulator):
+    # Given a broker Redis without the sentinel (a fresh or emptied Redis)
+    import redis
+
+    broker = os.environ["REDIS_URL"]
+    client = redis.Redis.from_url(broker)
+    client.delete(recovery.SENTINEL_KEY)
+    # When a worker starts (its worker_ready handler gets the app from the signal's sender)
+    with workers(broker) as running:
+        running.spawn(concurrency=1)
+        # Then the sentinel is written, so recovery can later tell that Redis lost its data
+        assert wait_until(lambda: client.exists(recovery.SENTINEL_KEY), timeout=30, what="the broker sentinel")

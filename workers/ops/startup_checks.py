@@ -75,7 +75,7 @@ def check_broker_persistence(client: redis.Redis) -> bool | None:
     return persists
 
 
-def run_checks(sender: Any = None, **_: Any) -> None:
+def run_checks(sender: Any, **_: Any) -> None:
     """On ``worker_ready``: the sender is the worker's consumer, which carries its app."""
     settings = get_settings()
     try:
