@@ -155,7 +155,9 @@ class Attempts:
         with self._lock:
             reuse, self._first = self._first, None
             if reuse is not None and purpose == ANSWER and model == self.tier.models[0]:
-                # The claim wrote this row for this very call: the request leaves with no write.
+                # The claim wrote this row for this call (the chain's first model, estimated at
+                # the job's reservation): the request leaves with no write. A call for another
+                # model or purpose re-estimates the row for its own request below.
                 call_id = reuse
             else:
                 with transaction() as conn:
