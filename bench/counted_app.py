@@ -28,8 +28,8 @@ from db import session
 from tasks import generation
 from workers.app import app
 from workers.ops import json_codec, redis_clients
+from workers.pipeline import attempts, settlement
 from workers.pipeline import heartbeat as heartbeat_module
-from workers.pipeline import runner
 
 __all__ = ["app"]
 
@@ -44,7 +44,7 @@ def _without_health_view() -> None:
 
 
 def _without_autocommit() -> None:
-    for module in (generation, runner, heartbeat_module):  # each imported the name
+    for module in (generation, settlement, attempts, heartbeat_module):  # each imported the name
         module.autocommit = session.transaction  # type: ignore[attr-defined]
 
 

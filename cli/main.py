@@ -455,12 +455,13 @@ def flower(insecure_local: bool, port: int) -> None:
 def webhooks(host: str | None, port: int | None) -> None:
     """Run the Stripe webhook receiver: verify, keep in Postgres, then queue."""
     from config import get_settings
+    from workers.app import app
     from workers.ops.webhook_server import main as webhooks_main
 
     # Postgres keeps every event before Stripe is answered; the broker may be down (the beat
     # sweep queues what could not be queued at once).
     use_services(database=True, redis=False)
-    webhooks_main(host or get_settings().webhook_host, port or get_settings().webhook_port)
+    webhooks_main(app, host or get_settings().webhook_host, port or get_settings().webhook_port)
 
 
 STRIPE_EVENT_COLUMNS = ["event_id", "type", "state", "outcome", "attempts", "received_at", "error"]

@@ -18,6 +18,7 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from config import get_catalog, get_settings
+from db.errors import UNAVAILABLE
 from db.session import autocommit, transaction
 from workers.app import app
 from workers.errors import DeferredRetry
@@ -61,7 +62,7 @@ def run_job(
                 max_deliveries=settings.max_deliveries,
                 own_delivery=own_delivery,
             )
-    except runner.DB_ERRORS as exc:
+    except UNAVAILABLE as exc:
         raise _retry_later(self, job_id, queued_at, own_delivery, exc, unsent_call) from exc
     if claimed is None:
         log.error("tier message for a job with no jobs row; dropped", extra={"job_id": job_id})
@@ -87,7 +88,7 @@ def run_job(
         countdown = max(1.0, min(deferred.countdown, settings.visibility_timeout / 2))
         retry_kwargs = {"job_id": job_id, "queued_at": published.timestamp()}
         raise self.retry(countdown=countdown, kwargs=retry_kwargs) from deferred
-    except runner.DB_ERRORS as exc:
+    except UNAVAILABLE as exc:
         raise _retry_later(self, job_id, queued_at, claimed.delivery, exc, claimed.unsent_call_id) from exc
     if result is None:
         raise Ignore()  # this delivery lost its claim: the one holding it answers
@@ -120,7 +121,7 @@ def _finish(self: Task, job_id: str, queued_at: float | None, result: Mapping[st
     if not notify:  # set at submission and never changed: no target, no round trip to look
         return quiet(result)
     try:
-        notify_job(job_id, result)
-    except runner.DB_ERRORS as exc:
+        notify_job(self.app, job_id, result)
+    except UNAVAILABLE as exc:
         raise _retry_later(self, job_id, queued_at, None, exc, None) from exc
     return quiet(result)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Signature, states
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from config import get_settings
+from db.errors import UNAVAILABLE
 from tasks.generation import run_job
 from workers.app import app
 from workers.ops.internals import CELERY, Internal
@@ -23,7 +25,6 @@ from workers.ops.task_base import LitinkTask
 from workers.pipeline.admission import Admission, admit
 from workers.pipeline.job_result import QuietResult, quiet
 from workers.pipeline.notify import notify_job, notify_unrecorded
-from workers.pipeline.runner import DB_ERRORS
 from workers.pipeline.validation import JobRequest, parse_submission
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class IntakeTask(LitinkTask):
 
     ignore_result = True
     store_errors_even_if_ignored = True  # a system fault still reaches the producer's get()
-    autoretry_for = DB_ERRORS  # Postgres unreachable: admission is idempotent, wait it out
+    autoretry_for = UNAVAILABLE  # Postgres unreachable: admission is idempotent, wait it out
     retry_backoff = True
     retry_backoff_max = INTAKE_RETRY_BACKOFF_MAX
     retry_jitter = False  # full jitter can draw 0 s: a retry racing the state its predecessor stores
@@ -70,7 +71,7 @@ class IntakeTask(LitinkTask):
         if self.request.is_eager:
             return super().on_replace(sig)
         try:
-            _hand_over(sig)
+            hand_over(sig)
         except HANDOVER_ERRORS:
             # The job is admitted (its row is committed): recovery publishes it from Postgres,
             # and the producer's get() still receives the tier task's JobResult.
@@ -91,9 +92,9 @@ class IntakeTask(LitinkTask):
             log.error("answer not stored: the task id cannot be encoded", extra={"reason": result["reason"]})
             return result
         if admission.notify_row is not None:
-            notify_job(admission.notify_row, result)
+            notify_job(self.app, admission.notify_row, result)
         else:
-            notify_unrecorded(self.request.id, admission.notify_unrecorded, result)
+            notify_unrecorded(self.app, self.request.id, admission.notify_unrecorded, result)
         return result
 
 
@@ -107,16 +108,20 @@ HANDOVER_ATTEMPTS = 15
 HANDOVER_PAUSE_S = 1.0
 
 
-def _hand_over(sig: Any, sleep: Any = time.sleep) -> None:
-    for attempt in range(1, HANDOVER_ATTEMPTS + 1):
-        try:
-            sig.delay()
-            return
-        except HANDOVER_ERRORS as exc:
-            if attempt == HANDOVER_ATTEMPTS:
-                raise
-            log.warning("handover not published (%s); trying again", type(exc).__name__)
-            sleep(HANDOVER_PAUSE_S)
+def hand_over(sig: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+    def warn(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("handover not published (%s); trying again", type(error).__name__)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(HANDOVER_ERRORS),
+        stop=stop_after_attempt(HANDOVER_ATTEMPTS),
+        wait=wait_fixed(HANDOVER_PAUSE_S),
+        before_sleep=warn,
+        sleep=sleep,
+        reraise=True,
+    )
+    retrying(sig.delay)
 
 
 def _submit(task: IntakeTask, kind: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:

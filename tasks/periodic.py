@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import Task
+
 from db.session import get_engine, transaction
 from workers.app import app
 from workers.errors import RetryableError
@@ -44,10 +46,10 @@ def check_cost_alerts() -> dict[str, Any]:
         return {"raised": check_cost_thresholds(conn, utcnow())}
 
 
-@app.task(name="litink.recover_jobs", ignore_result=True)
-def recover_jobs() -> dict[str, Any]:
+@app.task(bind=True, name="litink.recover_jobs", ignore_result=True)
+def recover_jobs(self: Task) -> dict[str, Any]:
     """Re-publish from Postgres what the broker lost (workers/pipeline/recovery.py)."""
-    return recovery.recover(app).summary()
+    return recovery.recover(self.app).summary()
 
 
 @app.task(name="litink.snapshot_provider_usage", autoretry_for=(RetryableError,), retry_backoff=30, max_retries=3)

@@ -1,5 +1,6 @@
-"""The project's error tree. Vendor exceptions are translated into it in exactly one place
-(``workers.llm.openrouter.translate``), so tasks never see an SDK or HTTP exception.
+"""The project's error tree. Vendor exceptions are translated into it in one place each: the
+provider's in ``workers.llm.openrouter.translate``, the database's in ``db.errors.translate``,
+so producers never see an SDK, HTTP or driver exception.
 
     LitinkError
      +-- ProviderError                  OpenRouter did not give us a usable answer
@@ -14,6 +15,7 @@
           +-- GenerationNotFound        /generation does not know the id (yet, or any more)
      +-- BillingError                   Stripe: see workers/billing/errors.py
      +-- DeferredRetry                  the provider asked for a wait too long to hold a slot
+     +-- ClaimLost                      this delivery no longer holds its job
      +-- SystemFault                    Postgres or Redis unreachable past the task's retries
      +-- DataRefused                    the database refused a row; the text names the job, never the data
 """
@@ -109,6 +111,11 @@ class DeferredRetry(LitinkError):
         super().__init__(f"retry in {countdown:.0f}s: {cause}")
         self.countdown = countdown
         self.cause = cause
+
+
+class ClaimLost(LitinkError):
+    """Raised when this delivery no longer holds the job (recovery or another delivery took it):
+    the delivery that holds it settles and answers."""
 
 
 class SystemFault(LitinkError):

@@ -138,11 +138,11 @@ def test_postgres_lost_between_settlement_and_notification_still_answers_the_job
 
     real, failed = generation.notify_job, []
 
-    def notify_once_cut_off(job_id, result):
+    def notify_once_cut_off(app, job_id, result):
         if not failed:
             failed.append(job_id)
             raise OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
-        return real(job_id, result)
+        return real(app, job_id, result)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(generation, "notify_job", notify_once_cut_off)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from db.session import get_engine
 from tasks.client import LitinkClient
 from tests.servers import workers
+from tests.waiting import wait_until
 from workers.app import app
 from workers.pipeline import recovery
 from workers.quotas.periods import utcnow
@@ -56,7 +57,7 @@ def test_a_call_longer_than_the_lease_keeps_its_claim_through_the_heartbeat(emul
 
 def test_a_running_job_whose_lease_expired_is_queued_again_and_its_pending_attempt_becomes_unknown(db):
     # Given a job whose worker died mid-call (lease expired, attempt pending), and a live one
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     add_running_job(db, "dead-job", lease="-1 second")
     add_running_job(db, "live-job", lease="30 seconds")
     # When recovery runs
@@ -72,7 +73,7 @@ def test_a_running_job_whose_lease_expired_is_queued_again_and_its_pending_attem
 
 def test_two_recovery_runs_at_once_do_the_work_once(db):
     # Given one recovery run in progress (it holds the advisory lock)
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     add_running_job(db, "dead-job", lease="-1 second")
     with get_engine().begin() as holder:
         assert recovery.take_lock(holder)
@@ -85,7 +86,7 @@ def test_two_recovery_runs_at_once_do_the_work_once(db):
 
 def test_a_finished_job_whose_result_redis_lost_gets_it_stored_again(worker, client, faults, db):
     # Given a finished job whose result the backend lost
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     job_id = client.submit_analysis("restore-reader", "The letter that arrived twice.")
     first = client.result(job_id, timeout=30)
     app.backend.forget(job_id)
@@ -118,7 +119,7 @@ def test_redis_data_loss_republishes_every_unfinished_job(worker, client, faults
 
 def test_recovery_leaves_a_job_published_within_the_grace_age_alone(db):
     # Given a queued job published a moment ago whose message is nowhere (in flight, say)
-    recovery.mark_broker_alive()
+    recovery.mark_broker_alive(recovery.broker(app))
     db.execute(
         text(
             "INSERT INTO jobs (id, user_id, kind, type, tier, status, content_chars, content, published_at)"
@@ -156,3 +157,17 @@ def test_a_job_whose_answer_was_recorded_but_not_settled_settles_from_it_without
     assert result["usage"]["cost_usd"] == "0.0002"
     assert faults.calls() == []
     assert db.execute(text("SELECT count(*) FROM llm_calls WHERE job_id = 'answered-job'")).scalar() == 1
+
+
+def test_a_worker_writes_the_broker_sentinel_when_it_starts(emulator):
+    # Given a broker Redis without the sentinel (a fresh or emptied Redis)
+    import redis
+
+    broker = os.environ["REDIS_URL"]
+    client = redis.Redis.from_url(broker)
+    client.delete(recovery.SENTINEL_KEY)
+    # When a worker starts (its worker_ready handler gets the app from the signal's sender)
+    with workers(broker) as running:
+        running.spawn(concurrency=1)
+        # Then the sentinel is written, so recovery can later tell that Redis lost its data
+        assert wait_until(lambda: client.exists(recovery.SENTINEL_KEY), timeout=30, what="the broker sentinel")

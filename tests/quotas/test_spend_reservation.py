@@ -8,12 +8,12 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from config import get_catalog
+from config.prompts import prompt
 from db.session import get_engine
 from tests.pipeline.test_broker_loss import wait_for_all
 from tests.waiting import wait_until
 from workers.app import app
 from workers.llm import costs
-from workers.pipeline.runner import prompt
 from workers.quotas.periods import quota_period, utcnow
 
 WORKER_CONCURRENCY = 16

@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exc as sa_exc
 
 from config import get_settings
+from db.errors import UNAVAILABLE
 from db.session import transaction
 from workers.billing import inbox
 from workers.billing.errors import BillingNotConfigured, InvalidPayload, InvalidSignature, StripeUnavailable
@@ -26,11 +26,7 @@ from workers.billing.webhooks import Event, parse_event, verify_event, verify_si
 logger = logging.getLogger(__name__)
 
 # Errors that may pass: the event's transaction rolled back whole, so trying again is safe.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    StripeUnavailable,
-)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE, StripeUnavailable)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from config import get_settings
 from db.session import get_engine, pool_size
+from workers.pipeline import recovery
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,11 @@ def check_broker_persistence(client: redis.Redis) -> bool | None:
     return persists
 
 
-def run_checks(**_: Any) -> None:
-    from workers.pipeline import recovery
-
+def run_checks(sender: Any, **_: Any) -> None:
+    """On ``worker_ready``: the sender is the worker's consumer, which carries its app."""
     settings = get_settings()
     try:
-        client = recovery.broker()
+        client = recovery.broker(sender.app)
         recovery.mark_broker_alive(client)
         check_broker_persistence(client)
     except redis.RedisError:

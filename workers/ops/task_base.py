@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import Task
@@ -22,10 +21,10 @@ from celery.exceptions import Retry
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import OperationalError as DatabaseUnavailable
+from sqlalchemy.exc import SQLAlchemyError
 
-from workers.errors import DataRefused, SystemFault
+from db import errors as db_errors
+from workers.errors import SystemFault
 from workers.ops.internals import CELERY, Internal
 
 RELIES_ON = (
@@ -36,8 +35,6 @@ RELIES_ON = (
         "(self, request=None, args=None, kwargs=None, queue=None, **extra_options)",
     ),
 )
-
-log = logging.getLogger(__name__)
 
 
 class LitinkTask(Task):
@@ -58,19 +55,10 @@ class LitinkTask(Task):
             return super().__call__(*args, **kwargs)
         except Retry:
             raise
-        except DatabaseUnavailable as exc:
-            raise SystemFault(
-                f"Postgres unreachable ({_cause(exc)}) after {self.request.retries} retries; task {self.request.id}"
-            ) from None
-        except DBAPIError as exc:
-            log.error("database refused a row", extra={"job_id": self.request.id, "error": _cause(exc)})
-            raise DataRefused(
-                f"the database refused the data of job {self.request.id} ({_cause(exc)}); nothing was stored"
-            ) from None
+        except SQLAlchemyError as exc:
+            translated = db_errors.translate(exc, task_id=self.request.id, retries=self.request.retries)
+            if translated is None:
+                raise
+            raise translated from None
         except (RedisConnectionError, RedisTimeoutError, BrokerError) as exc:
             raise SystemFault(f"Redis unreachable ({type(exc).__name__}); task {self.request.id}") from None
-
-
-def _cause(exc: DBAPIError) -> str:
-    """The driver's exception class, e.g. ``DataError``: never its message."""
-    return type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__

@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from config import get_settings
 from config.settings import LOCAL_ADDRESS
 from config.tiers import BILLING_QUEUE
+from db.errors import cause
 from db.session import sqlalchemy_url
 from workers.billing import inbox
 from workers.billing.errors import BillingNotConfigured, InvalidPayload, InvalidSignature
@@ -111,14 +112,11 @@ def inbox_engine(database_url: str | None = None) -> Engine:
 
 def create_app(
     *,
-    celery_app: Celery | None = None,
+    celery_app: Celery,
     database_url: str | None = None,
     max_body_bytes: int | None = None,
 ) -> web.Application:
-    """The receiver. ``celery_app`` defaults to the workers' own app (imported lazily),
-    ``database_url`` to ``DATABASE_URL``."""
-    if celery_app is None:
-        from workers.app import app as celery_app
+    """The receiver, queueing through ``celery_app``. ``database_url`` defaults to ``DATABASE_URL``."""
     limit = max_body_bytes or get_settings().webhook_max_body_bytes
     # client_max_size guards request.read() too, should anything ever call it.
     application = web.Application(client_max_size=limit)
@@ -223,7 +221,7 @@ async def stripe_webhook(request: web.Request) -> web.Response:
         logger.error(
             "Stripe event %s not kept: database unavailable (%s)",
             event.id,
-            type(getattr(exc, "orig", None) or exc).__name__,
+            cause(exc),
             extra={"event_id": event.id},
         )
         return _error(503, "database unavailable")
@@ -290,11 +288,11 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-def main(host: str = DEFAULT_HOST, port: int | None = None) -> None:
+def main(celery_app: Celery, host: str = DEFAULT_HOST, port: int | None = None) -> None:
     """Serve until interrupted (``WEBHOOK_PORT`` unless ``port`` is given)."""
     port = port or get_settings().webhook_port
     logger.info("Stripe webhook receiver on http://%s:%d%s", host, port, WEBHOOK_PATH)
-    web.run_app(create_app(), host=host, port=port, print=None)
+    web.run_app(create_app(celery_app=celery_app), host=host, port=port, print=None)
 
 
 if __name__ == "__main__":
@@ -303,4 +301,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=get_settings().log_level)
-    main(args.host or get_settings().webhook_host, args.port)
+    # Run as a program, this module is the top of its process: it is where the app is chosen.
+    from workers.app import app
+
+    main(app, args.host or get_settings().webhook_host, args.port)

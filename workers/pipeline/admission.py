@@ -23,6 +23,7 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from config import get_catalog, get_settings
+from config.prompts import prompt
 from config.tiers import Tier
 from db import named_sql
 from db.session import transaction
@@ -31,7 +32,6 @@ from workers.ops import metrics
 from workers.pipeline import batch_types as batch
 from workers.pipeline import jobs
 from workers.pipeline.job_result import FINISHED, JobResult, job_result, unrecorded_rejection
-from workers.pipeline.runner import prompt
 from workers.pipeline.validation import Invalid, JobRequest, size_errors
 from workers.quotas import allowance as quotas
 from workers.quotas.periods import quota_period, utcnow

@@ -10,6 +10,8 @@
 - The JobResult's ``content`` is the JSON text of ``{type: answer}``; ``answers`` holds the
   same object and ``type`` the list (workers/pipeline/job_result.py).
 - Quota: one analysis unit per type, taken at intake and given back together on failure.
+
+The batch answers; the runner settles the job with what ``run`` returns.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from config import get_catalog
 from config.prompts import analysis_messages, batch_messages, batch_response_format
@@ -30,6 +31,7 @@ from workers.ops import metrics
 from workers.pipeline import jobs
 from workers.pipeline.attempts import Attempts
 from workers.pipeline.batch_types import is_batch, known, normalise, parse, types_of, units
+from workers.pipeline.settlement import Answered, Outcome, ProviderFailed
 from workers.storable import replacement_note, storable
 
 __all__ = ["is_batch", "known", "normalise", "parse", "run", "types_of", "units"]
@@ -37,11 +39,9 @@ __all__ = ["is_batch", "known", "normalise", "parse", "run", "types_of", "units"
 log = logging.getLogger(__name__)
 
 
-def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep) -> Any:
-    """Answer every type of a batched analysis and settle the job. Returns the JobResult (None
-    when this delivery lost its claim, as runner.run)."""
-    from workers.pipeline.runner import _settle_failure, _settle_success  # the one place a job is settled
-
+def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sleep) -> Outcome:
+    """Answer every type of a batched analysis: the answers, or the provider failure that
+    ended it. Every call is in the ledger by the time it returns."""
     analysis = get_catalog().analysis
     types = types_of(claim.type)
     notes = [claim.detail] if isinstance(claim.detail, str) and claim.detail else []
@@ -73,7 +73,7 @@ def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sle
             else:
                 replaced = served.completion.replaced
         except FatalProviderError as exc:
-            return _settle_failure(claim, tier, exc, "; ".join(notes) or None)
+            return ProviderFailed(exc, "; ".join(notes) or None)
         except (RetryableError, FallbackError) as exc:
             notes.append(f"the batched call failed ({type(exc).__name__}); one call per type")
     mode = "batched"
@@ -81,7 +81,7 @@ def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sle
         try:
             answers, served, replaced = _one_call_per_type(attempts, tier, types, content)
         except ProviderError as exc:
-            return _settle_failure(claim, tier, exc, "; ".join(notes) or None)
+            return ProviderFailed(exc, "; ".join(notes) or None)
         mode = "per_type"
     assert served is not None
     # The provider's text is storable already, but a JSON answer may escape what is not
@@ -92,9 +92,7 @@ def run(claim: jobs.Claim, tier: Tier, sleep: Callable[[float], None] = time.sle
     if replaced:
         notes.append(replacement_note("the answers", replaced))
     metrics.batched_analyses.labels(tier=tier.name, mode=mode).inc()
-    return _settle_success(
-        claim,
-        tier,
+    return Answered(
         content=json.dumps(answers),
         model_used=served.completion.usage.model_served or served.model,
         used_fallback=served.used_fallback,

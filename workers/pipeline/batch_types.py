@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from config.prompts import analysis_types
+from config.prompts import BATCH_SEPARATOR as SEPARATOR
+from config.prompts import analysis_types, is_batch, types_of
 
-SEPARATOR = "+"
+__all__ = ["SEPARATOR", "is_batch", "known", "normalise", "parse", "types_of", "units"]
+
 MAX_TYPE_CHARS = 64  # jobs.type
 
 
@@ -20,14 +22,6 @@ def normalise(analysis_type: Any) -> Any:
     if not types:
         return ""  # refused by validation
     return types[0] if len(types) == 1 else SEPARATOR.join(types)[:MAX_TYPE_CHARS]
-
-
-def types_of(type_: str) -> list[str]:
-    return type_.split(SEPARATOR)
-
-
-def is_batch(kind: str, type_: Any) -> bool:
-    return kind == "analysis" and isinstance(type_, str) and SEPARATOR in type_
 
 
 def known(type_: Any) -> bool:

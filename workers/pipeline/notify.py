@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import text
 
 from db.session import transaction
@@ -33,7 +34,7 @@ MARK = text(
 UNRECORDED_KEY = "litink:notified:{}"
 
 
-def notify_job(job_id: str, result: Mapping[str, Any]) -> bool:
+def notify_job(app: Celery, job_id: str, result: Mapping[str, Any]) -> bool:
     """Send a recorded job's final JobResult to its notify task, unless already sent."""
     with transaction() as conn:
         stored = conn.execute(MARK, {"j": job_id}).scalar()
@@ -43,16 +44,14 @@ def notify_job(job_id: str, result: Mapping[str, Any]) -> bool:
         if target is None:
             log.warning("notify queue no longer allowed; not sent", extra={"job_id": job_id})
             return False
-        _publish(target, result)  # inside the transaction: a failed publish unmarks
+        _publish(app, target, result)  # inside the transaction: a failed publish unmarks
     return True
 
 
-def notify_unrecorded(job_id: Any, target: Mapping[str, str] | None, result: Mapping[str, Any]) -> bool:
+def notify_unrecorded(app: Celery, job_id: Any, target: Mapping[str, str] | None, result: Mapping[str, Any]) -> bool:
     """Send a rejection that has no jobs row, once per job id."""
     if target is None:
         return False
-    from workers.app import app
-
     backend_client = app.backend.client
     try:
         key = UNRECORDED_KEY.format(job_id).encode()
@@ -63,16 +62,14 @@ def notify_unrecorded(job_id: Any, target: Mapping[str, str] | None, result: Map
     if not backend_client.set(key, b"1", nx=True, ex=seconds):
         return False
     try:
-        _publish((target["task"], target["queue"]), result)
+        _publish(app, (target["task"], target["queue"]), result)
     except Exception:
         backend_client.delete(key)
         raise
     return True
 
 
-def _publish(target: tuple[str, str], result: Mapping[str, Any]) -> None:
-    from workers.app import app
-
+def _publish(app: Celery, target: tuple[str, str], result: Mapping[str, Any]) -> None:
     task, queue = target
     # The task-sent event and Flower show the summary, never the content.
     app.send_task(task, args=[dict(result)], queue=queue, argsrepr=f"({summary(result)},)", kwargsrepr="{}")

@@ -111,18 +111,16 @@ class Recovered:
         }
 
 
-def broker() -> redis.Redis:
+def broker(app: Celery) -> redis.Redis:
     """The broker's Redis. The result backend's client talks to the same server and database
     (both are REDIS_URL), and it follows Sentinel to the current master."""
-    from workers.app import app
-
     client: redis.Redis = app.backend.client
     return client
 
 
-def mark_broker_alive(client: redis.Redis | None = None) -> None:
+def mark_broker_alive(client: redis.Redis) -> None:
     """Workers write the sentinel at start; its absence later means Redis lost its data."""
-    (client or broker()).set(SENTINEL_KEY, utcnow().isoformat(), nx=True)
+    client.set(SENTINEL_KEY, utcnow().isoformat(), nx=True)
 
 
 def publish(app: Celery, job_id: str, tier_name: str, queued_at: datetime) -> None:
@@ -148,7 +146,7 @@ def recover(app: Celery, now: datetime | None = None) -> Recovered:
     """One recovery run (see the module docstring)."""
     settings = get_settings()
     now = now or utcnow()
-    client = broker()
+    client = broker(app)
     done = Recovered()
     with transaction() as conn:
         if not take_lock(conn):
