@@ -76,7 +76,9 @@ def ensure_environment(extras: str = "dev") -> None:
     print(f"installing the project and its extras [{extras}] into .venv from uv.lock", flush=True)
     # --locked: refuse a lock that no longer matches pyproject.toml instead of re-resolving.
     extra_flags = [flag for extra in extras.split(",") for flag in ("--extra", extra)]
-    subprocess.run([str(BIN / "uv"), "sync", "--locked", "--quiet", *extra_flags], check=True, env=uv_env(), cwd=ROOT)
+    sync = [str(BIN / "uv"), "sync", "--locked", "--quiet", *extra_flags]
+    if subprocess.call(sync, env=uv_env(), cwd=ROOT):
+        sys.exit("dev.py: .venv could not be synced from uv.lock (a stale lock: `python3 dev.py lock`)")
     for old in VENV.glob(".synced-*"):
         old.unlink()
     stamp.touch()

@@ -39,8 +39,14 @@ def test_fifty_concurrent_jobs_against_a_cap_with_room_for_ten_never_overrun_it(
     # A job that settles gives back the part of its reservation it did not spend (all of it when
     # it was served from an identical job in flight), so a submission admitted after the first
     # settlement could rightly take that room: the tier queue is held until admission is done.
-    held = app.control.cancel_consumer(tier.queue, reply=True, limit=1, timeout=10)
-    assert held, "the worker did not stop consuming the tier queue"
+    app.control.cancel_consumer(tier.queue, reply=True, timeout=5)
+
+    def nobody_consumes_the_tier() -> bool:
+        # Every live worker, not just the first to reply: any other consumer would run jobs early.
+        queues = app.control.inspect(timeout=2).active_queues() or {}
+        return bool(queues) and all(tier.queue not in {q["name"] for q in qs} for qs in queues.values())
+
+    wait_until(nobody_consumes_the_tier, timeout=30, what=f"every worker to stop consuming {tier.queue}")
     try:
         job_ids = [client.submit_analysis("capped", CONTENT) for _ in range(50)]
 
@@ -49,7 +55,7 @@ def test_fifty_concurrent_jobs_against_a_cap_with_room_for_ten_never_overrun_it(
 
         wait_until(admitted, timeout=60, what="all fifty submissions to be admitted or refused")
     finally:
-        app.control.add_consumer(tier.queue, reply=True, limit=1, timeout=10)
+        app.control.add_consumer(tier.queue, reply=True, timeout=5)
     results = wait_for_all(client, job_ids, timeout=60)
     # Then ten ran, the rest were refused at the cap, and spend never passed cap + one job's maximum
     outcomes = [(r["status"], r["reason"]) for r in results.values()]

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-
 from config import get_settings
 from db.errors import UNAVAILABLE
 from db.session import transaction
