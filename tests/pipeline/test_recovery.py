@@ -6,14 +6,15 @@ from __future__ import annotations
 import os
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import text
 
 from db.session import get_engine
 from tasks.client import LitinkClient
 from tests.servers import workers
-from tests.waiting import wait_until
 from workers.app import app
+from workers.ops import startup_checks
 from workers.pipeline import recovery
 from workers.quotas.periods import utcnow
 
@@ -159,15 +160,19 @@ def test_a_job_whose_answer_was_recorded_but_not_settled_settles_from_it_without
     assert db.execute(text("SELECT count(*) FROM llm_calls WHERE job_id = 'answered-job'")).scalar() == 1
 
 
-def test_a_worker_writes_the_broker_sentinel_when_it_starts(emulator):
-    # Given a broker Redis without the sentinel (a fresh or emptied Redis)
-    import redis
-
-    broker = os.environ["REDIS_URL"]
-    client = redis.Redis.from_url(broker)
-    client.delete(recovery.SENTINEL_KEY)
-    # When a worker starts (its worker_ready handler gets the app from the signal's sender)
-    with workers(broker) as running:
-        running.spawn(concurrency=1)
-        # Then the sentinel is written, so recovery can later tell that Redis lost its data
-        assert wait_until(lambda: client.exists(recovery.SENTINEL_KEY), timeout=30, what="the broker sentinel")
+def test_a_worker_started_on_an_emptied_redis_does_not_hide_the_loss_from_recovery(db):
+    # Given a broker Redis that lost its data (no sentinel) and a queued job in Postgres
+    broker = recovery.broker(app)
+    broker.delete(recovery.SENTINEL_KEY)
+    db.execute(
+        text(
+            "INSERT INTO jobs (id, user_id, kind, type, tier, status, content_chars, content, published_at)"
+            " VALUES ('waiting-job', 'u', 'analysis', 'summary', 'free', 'queued', 5, 'hello', now())"
+        )
+    )
+    # When a worker's start-up checks run before recovery does
+    startup_checks.run_checks(SimpleNamespace(app=app))
+    # Then recovery still sees the loss and publishes the job again
+    done = recovery.recover(app)
+    assert done.redis_lost is True
+    assert done.republished == ["waiting-job"]

@@ -140,7 +140,7 @@ def test_a_message_popped_by_a_worker_killed_before_kombu_recorded_it_is_publish
     from workers.app import app
 
     broker = redis.Redis.from_url(os.environ["REDIS_URL"])
-    recovery.mark_broker_alive(broker)  # as a worker does at start (the test flushed Redis)
+    recovery.mark_broker_alive(broker)  # as recovery does after its first run (the test flushed Redis)
     app.control.cancel_consumer("tier.free", reply=True)
     job_id = client.submit_analysis("lost-pop", "The message nobody holds.")
     free = get_catalog().tier("free")

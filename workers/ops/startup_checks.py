@@ -1,7 +1,5 @@
 """What a worker checks and says once, when it starts.
 
-- The broker sentinel (workers/pipeline/recovery.py) is written, so recovery can tell when
-  Redis later loses its data.
 - How many Postgres connections this process may open, and a warning when the server's
   ``max_connections`` leaves no room for them (pool x processes is the operator's sum).
 - A warning when the broker Redis keeps nothing on disk (``appendonly no`` and no ``save``
@@ -79,9 +77,9 @@ def run_checks(sender: Any, **_: Any) -> None:
     """On ``worker_ready``: the sender is the worker's consumer, which carries its app."""
     settings = get_settings()
     try:
-        client = recovery.broker(sender.app)
-        recovery.mark_broker_alive(client)
-        check_broker_persistence(client)
+        # Not the broker sentinel: only recovery writes it, so that a worker starting on an
+        # emptied Redis before recovery runs cannot hide the loss (recovery.py).
+        check_broker_persistence(recovery.broker(sender.app))
     except redis.RedisError:
         log.warning("broker checks skipped: Redis unreachable", exc_info=True)
     if settings.database_url:

@@ -119,7 +119,8 @@ def broker(app: Celery) -> redis.Redis:
 
 
 def mark_broker_alive(client: redis.Redis) -> None:
-    """Workers write the sentinel at start; its absence later means Redis lost its data."""
+    """Only recovery writes the sentinel (after a run that found it missing): its absence means
+    Redis lost its data since, whatever process reached the emptied Redis first."""
     client.set(SENTINEL_KEY, utcnow().isoformat(), nx=True)
 
 
